@@ -1,0 +1,11 @@
+/*
+** Command entry points: each takes argv with argv[0] = the command name
+** and returns the process exit status (0 ok, 1 runtime error, 2 usage).
+*/
+#ifndef LUASPY_CMD_H
+#define LUASPY_CMD_H
+
+int cmd_dump(int argc, char **argv);
+int cmd_report(int argc, char **argv);
+
+#endif

@@ -1,0 +1,67 @@
+/*
+** Helpers shared by the command frontends.
+*/
+#define _GNU_SOURCE
+#include <errno.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "../proc/proc.h"
+#include "common.h"
+
+void die_msg(const char *fmt, ...)
+{
+  va_list ap;
+  fputs("luaspy: ", stderr);
+  va_start(ap, fmt);
+  vfprintf(stderr, fmt, ap);
+  va_end(ap);
+  fputc('\n', stderr);
+}
+
+int parse_pids(const char *s, pid_t *pids, int max)
+{
+  int n = 0;
+  while (*s) {
+    char *end;
+    long v;
+    errno = 0;
+    v = strtol(s, &end, 10);
+    if (errno || end == s || v <= 0 || v > 0x3fffffff || n == max ||
+        (*end && *end != ','))
+      return -1;
+    pids[n++] = (pid_t)v;
+    s = *end ? end + 1 : end;
+  }
+  return n ? n : -1;
+}
+
+static volatile int *stop_flag;
+
+static void on_signal(int sig)
+{
+  /* Never leave a target thread stopped behind us. */
+  proc_resume_all();
+  if (stop_flag && !*stop_flag) {
+    *stop_flag = 1;
+    return;
+  }
+  signal(sig, SIG_DFL);
+  raise(sig);
+}
+
+void install_signal_guard(volatile int *flag)
+{
+  struct sigaction sa;
+  memset(&sa, 0, sizeof(sa));
+  sa.sa_handler = on_signal;
+  sigemptyset(&sa.sa_mask);
+  stop_flag = flag;
+  sigaction(SIGINT, &sa, NULL);
+  sigaction(SIGTERM, &sa, NULL);
+  sigaction(SIGHUP, &sa, NULL);
+}

@@ -1,0 +1,19 @@
+/*
+** Helpers shared by the command frontends.
+*/
+#ifndef LUASPY_COMMON_H
+#define LUASPY_COMMON_H
+
+#include <sys/types.h>
+
+/* One error line on stderr, prefixed "luaspy: ". */
+void die_msg(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* Parses "123" or "12,34"; returns the count or -1. */
+int parse_pids(const char *s, pid_t *pids, int max);
+
+/* Installs SIGINT/SIGTERM/SIGHUP handlers that detach from any stopped
+ * thread before dying, and sets *flag (if non-NULL) on the first signal. */
+void install_signal_guard(volatile int *flag);
+
+#endif
