@@ -5,6 +5,7 @@
 #include <fcntl.h>
 #include <gelf.h>
 #include <libelf.h>
+#include <lzma.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -82,6 +83,49 @@ static void read_build_id(struct elf_file *ef, Elf *elf)
   }
 }
 
+#define DEBUGDATA_MAX (64u << 20)
+
+/* Fedora-style MiniDebugInfo: an xz-compressed ELF in .gnu_debugdata whose
+ * .symtab names the static functions that the stripped file lacks. */
+static void load_debugdata(struct elf_file *ef, Elf *elf)
+{
+  Elf_Scn *scn = NULL;
+  size_t shstrndx;
+  if (elf_getshdrstrndx(elf, &shstrndx) != 0) return;
+  while ((scn = elf_nextscn(elf, scn))) {
+    GElf_Shdr sh;
+    const char *name;
+    Elf_Data *d;
+    if (!gelf_getshdr(scn, &sh) ||
+        !(name = elf_strptr(elf, shstrndx, sh.sh_name)) ||
+        strcmp(name, ".gnu_debugdata") || !(d = elf_rawdata(scn, NULL)))
+      continue;
+    uint64_t memlimit = DEBUGDATA_MAX;
+    size_t inpos = 0, outpos = 0, cap = DEBUGDATA_MAX;
+    unsigned char *out = malloc(cap);
+    Elf *inner;
+    Elf_Scn *is = NULL;
+    if (!out) return;
+    if (lzma_stream_buffer_decode(&memlimit, 0, NULL, d->d_buf, &inpos,
+                                  d->d_size, out, &outpos, cap) != LZMA_OK ||
+        !(inner = elf_memory((char *)out, outpos))) {
+      free(out);
+      return;
+    }
+    while ((is = elf_nextscn(inner, is))) {
+      GElf_Shdr ish;
+      if (gelf_getshdr(is, &ish) && ish.sh_type == SHT_SYMTAB &&
+          load_symtab(ef, inner, is, &ish) == 0) {
+        ef->has_symtab = 1;
+        break;
+      }
+    }
+    elf_end(inner);
+    free(out);
+    return;
+  }
+}
+
 struct elf_file *elf_file_open(pid_t pid, const char *path)
 {
   char full[PROC_PATH_MAX + 64];
@@ -125,7 +169,8 @@ struct elf_file *elf_file_open(pid_t pid, const char *path)
   }
   /* .symtab is a superset of .dynsym when present. */
   if (sym && load_symtab(ef, elf, sym, &symsh) == 0) ef->has_symtab = 1;
-  else if (dyn) load_symtab(ef, elf, dyn, &dynsh);
+  if (!ef->has_symtab) load_debugdata(ef, elf);
+  if (!ef->has_symtab && dyn) load_symtab(ef, elf, dyn, &dynsh);
   read_build_id(ef, elf);
 out:
   elf_end(elf);
