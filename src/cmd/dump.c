@@ -173,6 +173,7 @@ static void print_json(FILE *out, pid_t pid, const struct lj_target *t,
   json_end_arr(j);
   json_end_obj(j);
   fputc('\n', out);
+  json_done(j);
   json_free(j);
 }
 

@@ -1,0 +1,133 @@
+/*
+** luaspy report: folded stacks in, a flame graph (or tidy folded stacks)
+** out. Everything is read before the output is opened, so INPUT and
+** OUTPUT may be the same file.
+*/
+#define _GNU_SOURCE
+#include <errno.h>
+#include <getopt.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "../output/profile.h"
+#include "cmd.h"
+
+static void usage(FILE *f)
+{
+  fputs(
+      "usage: luaspy report INPUT [-o OUTPUT] [--format folded|svg] "
+      "[--title TEXT]\n"
+      "\n"
+      "Turn folded stacks into an interactive flame graph. INPUT holds one\n"
+      "line per stack, frames root first, then a space and a count:\n"
+      "\n"
+      "    main chunk (app.lua:40);handle (app.lua:12);C:strlen 17\n"
+      "\n"
+      "as luaspy records them, or as flamegraph.pl's stackcollapse scripts\n"
+      "write them. Equal stacks add up. INPUT - reads standard input.\n"
+      "\n"
+      "options:\n"
+      "  -o, --output FILE    write to FILE instead of standard output; its\n"
+      "                       extension picks the format: .svg a flame "
+      "graph,\n"
+      "                       .folded or .txt folded stacks\n"
+      "  -f, --format FORMAT  folded or svg, whatever the extension "
+      "(default:\n"
+      "                       folded on standard output)\n"
+      "  -t, --title TEXT     title of the flame graph (default \"Flame "
+      "Graph\")\n"
+      "  -h, --help           show this help\n"
+      "\n"
+      "In the flame graph, the root is at the bottom and each frame is as\n"
+      "wide as its share of the samples. Hover a frame for its counts, click\n"
+      "to zoom in, Ctrl-F or Search to highlight frames by regular\n"
+      "expression. Colours tell frame kinds apart: Lua functions warm,\n"
+      "JIT traces green, C functions blue, builtins violet, VM states grey.\n"
+      "\n"
+      "examples:\n"
+      "  luaspy report app.folded -o app.svg\n"
+      "  luaspy report app.folded > merged.folded     # add up, sort\n"
+      "  luaspy report - --format svg --title 'nginx worker' < app.folded > "
+      "app.svg\n"
+      "\n"
+      "exit status: 0 done, 1 bad input or output error, 2 usage error.\n",
+      f);
+}
+
+/* getopt's own messages would name "report", not luaspy: ours do. */
+static int __attribute__((format(printf, 1, 2)))
+usage_error(const char *fmt, ...)
+{
+  va_list ap;
+
+  fputs("luaspy: report: ", stderr);
+  va_start(ap, fmt);
+  vfprintf(stderr, fmt, ap);
+  va_end(ap);
+  fputs(" (try 'luaspy report --help')\n", stderr);
+  return 2;
+}
+
+int cmd_report(int argc, char **argv)
+{
+  static const struct option longopts[] = {
+      {"output", required_argument, NULL, 'o'},
+      {"format", required_argument, NULL, 'f'},
+      {"title", required_argument, NULL, 't'},
+      {"help", no_argument, NULL, 'h'},
+      {NULL, 0, NULL, 0}};
+  const char *input, *output = "-", *format = NULL;
+  struct render_opts opts = {0};
+  struct profile *p;
+  FILE *in;
+  int c, ok, from_stdin;
+
+  opterr = 0;
+  while ((c = getopt_long(argc, argv, ":o:f:t:h", longopts, NULL)) != -1) {
+    char opt[3] = {'-', (char)optopt, '\0'};
+    switch (c) {
+    case 'o':
+      output = optarg;
+      break;
+    case 'f':
+      format = optarg;
+      break;
+    case 't':
+      opts.title = optarg;
+      break;
+    case 'h':
+      usage(stdout);
+      return 0;
+    case ':':
+      return usage_error("missing argument to '%s'", argv[optind - 1]);
+    default: /* optopt is 0 for long options */
+      return usage_error("unknown option '%s'",
+                         optopt ? opt : argv[optind - 1]);
+    }
+  }
+  if (optind == argc)
+    return usage_error("missing INPUT, a folded stacks file or - for "
+                       "standard input");
+  if (argc - optind > 1)
+    return usage_error("one INPUT only, not also '%s'", argv[optind + 1]);
+  input = argv[optind];
+  /* A format we cannot write is a usage error: find it before reading. */
+  if (!profile_format(output, format))
+    return 2;
+
+  from_stdin = strcmp(input, "-") == 0;
+  if (from_stdin) {
+    in = stdin;
+  } else if (!(in = fopen(input, "r"))) {
+    fprintf(stderr, "luaspy: cannot open %s: %s\n", input, strerror(errno));
+    return 1;
+  }
+  p = profile_new("samples");
+  ok = p && profile_read_folded(p, in) == 0 &&
+       profile_write(p, output, format, &opts) == 0;
+  profile_free(p);
+  if (!from_stdin)
+    fclose(in);
+  return ok ? 0 : 1;
+}

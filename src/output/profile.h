@@ -1,0 +1,94 @@
+/*
+** An aggregated stack profile: weighted stacks of frame strings, the
+** common input of every output writer (folded stacks, SVG flame graph).
+**
+** Stacks are kept as a call tree: a node is a parent node plus one frame,
+** so equal stacks add up and shared prefixes are stored once. Frame
+** strings are interned, bounded to PROFILE_FRAME_MAX bytes.
+**
+** Errors: a function that fails returns -1 (or NULL) after printing one
+** line "luaspy: ..." on stderr; the caller only passes the failure on.
+*/
+#ifndef LUASPY_PROFILE_H
+#define LUASPY_PROFILE_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+/* Frame strings come from the target: longer ones are cut on a UTF-8
+ * boundary and end in "…", PROFILE_FRAME_MAX bytes at most in all. */
+#define PROFILE_FRAME_MAX 512
+
+struct profile;
+
+/* unit names the weights: "samples", "bytes", "objects", "us";
+ * NULL means "samples". */
+struct profile *profile_new(const char *unit);
+void profile_free(struct profile *p);
+const char *profile_unit(const struct profile *p);
+
+/* Adds weight to the stack frames[0..nframes), root first. Each frame
+ * string is copied. An empty stack is an error (name the unknown, e.g.
+ * "[unknown]"); a weight of 0 adds nothing. Fails if the total weight
+ * would pass UINT64_MAX. */
+int profile_add(struct profile *p, const char *const *frames, size_t nframes,
+                uint64_t weight);
+uint64_t profile_total(const struct profile *p);
+
+/* Adds the stacks of a folded file: lines "root;...;leaf COUNT", blank
+ * lines skipped. A bad line is reported with its line number and stops
+ * the reading; stacks added before it stay. */
+int profile_read_folded(struct profile *p, FILE *in);
+
+/* Writers are chosen by name: "folded" or "svg". With format NULL the
+ * name comes from the path: "-" (stdout) is folded, then by extension:
+ * .svg, .folded or .txt. Returns the name (a static string), or NULL. */
+const char *profile_format(const char *path, const char *format);
+
+/* How a flame graph looks; zero fields take the defaults. */
+struct render_opts {
+  const char *title;    /* "Flame Graph" */
+  const char *subtitle; /* none */
+  int width;            /* image width in pixels: 1200 */
+  int frame_height;     /* pixels per stack level: 16 */
+  double min_width;     /* frames narrower (pixels) are left out: 0.1 */
+};
+
+/* Writes p to path ("-" is stdout) in the format profile_format picks;
+ * opts may be NULL. Write errors (a full disk) are reported: output is
+ * flushed and closed before returning 0. */
+int profile_write(const struct profile *p, const char *path,
+                  const char *format, const struct render_opts *opts);
+
+/*
+** Iteration, for writers (folded, SVG; pprof or speedscope later). Both
+** orders are deterministic: siblings come in byte order of their frame
+** strings (strcmp), parents before children. Stacks and frames of weight
+** 0 are not visited. A callback returns 0 to go on; any other value
+** stops the iteration, which returns that value; but PROFILE_SKIP from a
+** profile_walk_fn only skips the frame's children. An iteration returns
+** 0 when done, or -1 after a message if out of memory.
+*/
+
+/* Each distinct stack with its own weight, root first: a stack that is a
+ * prefix of others comes just before them. */
+typedef int (*profile_stack_fn)(const char *const *frames, size_t nframes,
+                                uint64_t weight, void *arg);
+int profile_foreach_stack(const struct profile *p, profile_stack_fn fn,
+                          void *arg);
+
+/* Each node of the call tree, in depth-first order. */
+struct profile_frame {
+  const char *name; /* interned: valid until profile_free */
+  size_t depth;    /* 0 for the root frame of a stack */
+  uint64_t offset; /* weight left of it: the parent's offset plus the
+                    * totals of its earlier siblings */
+  uint64_t total;  /* weight of all stacks through it */
+  uint64_t self;   /* weight of the stacks that end at it */
+};
+#define PROFILE_SKIP 1 /* from a profile_walk_fn: skip the children */
+typedef int (*profile_walk_fn)(const struct profile_frame *f, void *arg);
+int profile_walk(const struct profile *p, profile_walk_fn fn, void *arg);
+
+#endif
