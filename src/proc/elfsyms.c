@@ -13,10 +13,23 @@
 
 #include "elfsyms.h"
 
+/* Several names often share one address (libm's sqrt, f32xsqrtf64 and
+ * __sqrt_finite): the one a programmer wrote is usually the shortest
+ * without a leading underscore, so that one sorts first. */
+static int name_rank(const char *a, const char *b)
+{
+  int ua = a[0] == '_', ub = b[0] == '_';
+  size_t la = strlen(a), lb = strlen(b);
+  if (ua != ub) return ua - ub;
+  if (la != lb) return la < lb ? -1 : 1;
+  return strcmp(a, b);
+}
+
 static int sym_cmp(const void *a, const void *b)
 {
   const struct elf_sym *x = a, *y = b;
-  return x->addr < y->addr ? -1 : x->addr > y->addr;
+  if (x->addr != y->addr) return x->addr < y->addr ? -1 : 1;
+  return name_rank(x->name, y->name);
 }
 
 /* Loads the function symbols of one symbol table section. */
@@ -198,6 +211,7 @@ const struct elf_sym *elf_file_lookup(const struct elf_file *ef,
   }
   if (lo == 0) return NULL;
   s = &ef->syms[lo - 1];
+  while (s > ef->syms && s[-1].addr == s->addr) s--; /* the preferred alias */
   /* Sizeless symbols (hand-written assembly) cover up to 64 KiB. */
   if (vaddr < s->addr + (s->size ? s->size : 0x10000)) return s;
   return NULL;

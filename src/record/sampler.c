@@ -1,0 +1,290 @@
+/*
+** Loading, attaching and feeding the sampling BPF program (libbpf
+** skeleton of src/bpf/record.bpf.c).
+*/
+#define _GNU_SOURCE
+#include <errno.h>
+#include <linux/perf_event.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+
+#include "record.skel.h"
+#include "sampler.h"
+#include "vmcode.h"
+
+/* The BPF side spells luajit.h's enums as plain numbers. */
+_Static_assert(LS_RAW_FUNC == LJ_RAW_FUNC && LS_RAW_TRACE == LJ_RAW_TRACE &&
+                   LS_RAW_VM == LJ_RAW_VM && LS_RAW_NATIVE == LJ_RAW_NATIVE,
+               "raw frame kinds differ");
+_Static_assert(LS_OK == LJ_OK && LS_PARTIAL_READ == LJ_PARTIAL_READ &&
+                   LS_PARTIAL_BADLINK == LJ_PARTIAL_BADLINK &&
+                   LS_PARTIAL_BADFUNC == LJ_PARTIAL_BADFUNC &&
+                   LS_PARTIAL_DEPTH == LJ_PARTIAL_DEPTH &&
+                   LS_PARTIAL_LOOP == LJ_PARTIAL_LOOP,
+               "partial reasons differ");
+_Static_assert(LJ_MAX_OBJECTS <= LS_MAX_OBJS, "too many LuaJIT objects");
+
+struct sampler {
+  struct luaspy_record *skel;
+  struct bpf_link **links; /* per CPU; each owns its perf event */
+  int *pfds;               /* perf events not owned by a link yet */
+  int ncpus;
+  struct ring_buffer *rb;
+  sampler_fn fn;
+  void *arg;
+  int handled;
+};
+
+/* libbpf explains failures at length on stderr; luaspy prints one line.
+ * LUASPY_BPF_DEBUG=1 shows libbpf's warnings (the verifier's log of a
+ * rejected program), 2 also its debug messages and the verifier's
+ * statistics for the loaded program. */
+static int bpf_debug(void)
+{
+  const char *e = getenv("LUASPY_BPF_DEBUG");
+  return e ? atoi(e) : 0;
+}
+
+static int libbpf_print(enum libbpf_print_level level, const char *fmt,
+                        va_list ap)
+{
+  if (bpf_debug() < (level == LIBBPF_DEBUG ? 2 : 1)) return 0;
+  return vfprintf(stderr, fmt, ap);
+}
+
+static const char *perm_hint(int err)
+{
+  if (err == EPERM || (err == EACCES && geteuid() != 0))
+    return " (needs root or CAP_BPF+CAP_PERFMON)";
+  if (err == EACCES) /* root, so the verifier said no */
+    return " (rejected by the kernel's verifier; LUASPY_BPF_DEBUG=1 shows why)";
+  return "";
+}
+
+static int open_cpu_clock(int cpu, int hz)
+{
+  struct perf_event_attr attr;
+  memset(&attr, 0, sizeof(attr));
+  attr.size = sizeof(attr);
+  attr.type = PERF_TYPE_SOFTWARE;
+  attr.config = PERF_COUNT_SW_CPU_CLOCK;
+  /* cpu-clock counts nanoseconds: a fixed period is exact from the first
+   * sample, where frequency mode needs time to converge. */
+  attr.sample_period = 1000000000ull / (uint64_t)hz;
+  return (int)syscall(SYS_perf_event_open, &attr, -1, cpu, -1,
+                      PERF_FLAG_FD_CLOEXEC);
+}
+
+static int attach_all(struct sampler *s, int hz, char *why, size_t len)
+{
+  int attached = 0;
+  for (int cpu = 0; cpu < s->ncpus; cpu++) {
+    int fd = open_cpu_clock(cpu, hz);
+    if (fd < 0) {
+      if (errno == ENODEV) continue; /* a possible CPU that is offline */
+      int err = errno;
+      snprintf(why, len, "cannot open a cpu-clock perf event at %d Hz: %s%s",
+               hz, strerror(err),
+               err == EINVAL
+                   ? " (see /proc/sys/kernel/perf_event_max_sample_rate)"
+                   : perm_hint(err));
+      return -1;
+    }
+    s->pfds[cpu] = fd;
+    s->links[cpu] =
+        bpf_program__attach_perf_event(s->skel->progs.luaspy_sample, fd);
+    if (!s->links[cpu]) {
+      int err = errno;
+      snprintf(why, len, "cannot attach the BPF program to CPU %d: %s%s", cpu,
+               strerror(err), perm_hint(err));
+      return -1;
+    }
+    s->pfds[cpu] = -1; /* the link owns it now: destroying it closes it */
+    attached++;
+  }
+  if (!attached) {
+    snprintf(why, len, "no online CPU to sample");
+    return -1;
+  }
+  return 0;
+}
+
+struct sampler *sampler_open(int hz, char *why, size_t len)
+{
+  struct sampler *s = calloc(1, sizeof(*s));
+  int err;
+  libbpf_set_print(libbpf_print);
+  if (!s) {
+    snprintf(why, len, "out of memory");
+    return NULL;
+  }
+  s->ncpus = libbpf_num_possible_cpus();
+  if (s->ncpus <= 0) {
+    snprintf(why, len, "cannot count the CPUs: %s", strerror(-s->ncpus));
+    free(s);
+    return NULL;
+  }
+  s->links = calloc((size_t)s->ncpus, sizeof(*s->links));
+  s->pfds = calloc((size_t)s->ncpus, sizeof(*s->pfds));
+  if (!s->links || !s->pfds) {
+    snprintf(why, len, "out of memory");
+    goto fail;
+  }
+  for (int i = 0; i < s->ncpus; i++) s->pfds[i] = -1;
+  if (!(s->skel = luaspy_record__open())) {
+    err = errno;
+    snprintf(why, len, "cannot open the BPF programs: %s", strerror(err));
+    goto fail;
+  }
+  bpf_map__set_max_entries(s->skel->maps.luaspy_scratch, (__u32)s->ncpus);
+  if (bpf_debug() >= 2)
+    bpf_program__set_log_level(s->skel->progs.luaspy_sample, 4 /* stats */);
+  if ((err = luaspy_record__load(s->skel))) {
+    err = -err;
+    snprintf(why, len, "cannot load BPF programs: %s%s", strerror(err),
+             perm_hint(err));
+    goto fail;
+  }
+  if (attach_all(s, hz, why, len)) goto fail;
+  return s;
+fail:
+  sampler_close(s);
+  return NULL;
+}
+
+void sampler_close(struct sampler *s)
+{
+  if (!s) return;
+  ring_buffer__free(s->rb);
+  for (int i = 0; s->links && i < s->ncpus; i++) bpf_link__destroy(s->links[i]);
+  for (int i = 0; s->pfds && i < s->ncpus; i++)
+    if (s->pfds[i] >= 0) close(s->pfds[i]);
+  luaspy_record__destroy(s->skel);
+  free(s->links);
+  free(s->pfds);
+  free(s);
+}
+
+/* Where rdx and rbx may be trusted: the VM's assembler code, else (no
+ * unwind tables) the whole object holding it, as dump's walker does. */
+static void vm_code(const struct lj_target *t, const struct lj_vm *v,
+                    struct ls_vm *val)
+{
+  uint64_t begin, lo = 0, hi = 0;
+  if (proc_read_u64(t->pid, v->dispatch, &begin)) return;
+  if (vm_code_range(t->pid, begin, &lo, &hi))
+    for (int i = 0; i < t->nobjs; i++)
+      if (begin >= t->objs[i].text_lo && begin < t->objs[i].text_hi) {
+        lo = t->objs[i].text_lo;
+        hi = t->objs[i].text_hi;
+      }
+  val->code_lo = lo;
+  val->code_hi = hi;
+}
+
+/* Is dispatch one of t's VMs? */
+static int has_vm(const struct lj_target *t, __u64 dispatch)
+{
+  for (size_t i = 0; t && i < t->nvms; i++)
+    if (t->vms[i].dispatch == dispatch) return 1;
+  return 0;
+}
+
+/* Forgets the VMs of pid that are not in keep (all of them if NULL). */
+static void drop_vms(struct sampler *s, __u32 pid, const struct lj_target *keep)
+{
+  int vms = bpf_map__fd(s->skel->maps.luaspy_vms);
+  struct ls_vmkey key, next;
+  int first = 1;
+  /* A deleted key cannot be the cursor of the next get_next_key: start
+   * over after each deletion (a process has few VMs). */
+  while (!bpf_map_get_next_key(vms, first ? NULL : &key, &next)) {
+    first = 0;
+    key = next;
+    if (next.pid == pid && !has_vm(keep, next.dispatch)) {
+      bpf_map_delete_elem(vms, &next);
+      first = 1;
+    }
+  }
+}
+
+int sampler_set_target(struct sampler *s, const struct lj_target *t)
+{
+  struct ls_proc proc;
+  __u32 pid = (__u32)t->pid;
+  int procs = bpf_map__fd(s->skel->maps.luaspy_procs);
+  int vms = bpf_map__fd(s->skel->maps.luaspy_vms);
+  memset(&proc, 0, sizeof(proc));
+  proc.nvms = (__u32)t->nvms;
+  proc.nobjs = (__u32)t->nobjs;
+  for (int i = 0; i < t->nobjs; i++) {
+    proc.text_lo[i] = t->objs[i].text_lo;
+    proc.text_hi[i] = t->objs[i].text_hi;
+  }
+  for (size_t i = 0; i < t->nvms; i++) {
+    const struct lj_vm *v = &t->vms[i];
+    struct ls_vmkey key = {.pid = pid, .dispatch = v->dispatch};
+    struct ls_vm val = {
+        .G = v->G, .J = v->J, .mainL = v->mainL, .lay = *v->lay};
+    vm_code(t, v, &val);
+    if (bpf_map_update_elem(vms, &key, &val, BPF_ANY)) return -1;
+    proc.single_dispatch = v->dispatch;
+  }
+  if (bpf_map_update_elem(procs, &pid, &proc, BPF_ANY)) return -1;
+  drop_vms(s, pid, t); /* closed since the last discovery */
+  return 0;
+}
+
+void sampler_drop_target(struct sampler *s, pid_t pid)
+{
+  __u32 p = (__u32)pid;
+  bpf_map_delete_elem(bpf_map__fd(s->skel->maps.luaspy_procs), &p);
+  drop_vms(s, p, NULL);
+}
+
+static int on_event(void *ctx, void *data, size_t size)
+{
+  struct sampler *s = ctx;
+  const struct ls_sample *smp = data;
+  size_t head = offsetof(struct ls_sample, frames);
+  if (size < head ||
+      size < head + (size_t)smp->nframes * sizeof(struct ls_frame))
+    return 0; /* cannot happen: the BPF side sends whole records */
+  s->fn(smp, s->arg);
+  s->handled++;
+  return 0;
+}
+
+int sampler_poll(struct sampler *s, int timeout_ms, sampler_fn fn, void *arg)
+{
+  int rc;
+  s->fn = fn;
+  s->arg = arg;
+  s->handled = 0;
+  if (!s->rb &&
+      !(s->rb = ring_buffer__new(bpf_map__fd(s->skel->maps.luaspy_events),
+                                 on_event, s, NULL)))
+    return -1;
+  rc = ring_buffer__poll(s->rb, timeout_ms);
+  if (rc < 0 && rc != -EINTR) return -1;
+  return s->handled;
+}
+
+void sampler_counts(struct sampler *s, uint64_t counts[LS_NCOUNTERS])
+{
+  int fd = bpf_map__fd(s->skel->maps.luaspy_counts);
+  __u64 *v = calloc((size_t)s->ncpus, sizeof(*v));
+  for (__u32 i = 0; i < LS_NCOUNTERS; i++) {
+    counts[i] = 0;
+    if (v && !bpf_map_lookup_elem(fd, &i, v))
+      for (int c = 0; c < s->ncpus; c++) counts[i] += v[c];
+  }
+  free(v);
+}

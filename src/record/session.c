@@ -1,0 +1,393 @@
+/*
+** A recording: samples from the kernel are named while the targets are
+** alive (names come from their memory) and added to a profile, which is
+** written when the recording ends: after the duration, on Ctrl-C, or
+** when every target has exited. It is always written, whatever it holds.
+*/
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "../cmd/common.h"
+#include "record.h"
+#include "summary.h"
+#include "targets.h"
+
+#define POLL_MS 100
+#define PROGRESS_EVERY 0.25
+/* Frame names are cached by raw frame; the cache is emptied this often,
+ * so that a prototype freed and reused for another function is soon
+ * named again. */
+#define FCACHE_SIZE 16384
+#define FCACHE_FLUSH_EVERY 2.0
+#define SYMS_REFRESH_EVERY 1.0
+#define FRAME_STR_MAX (LJ_NAME_MAX + LJ_CHUNK_MAX + 32)
+
+struct fentry {
+  uint64_t key[7];
+  char *str;
+};
+
+struct session {
+  const struct record_opts *o;
+  struct rtargets ts;
+  struct profile *prof;
+  struct rec_stats st;
+  struct fentry *fcache;
+  size_t fcache_used;
+  const char **stack; /* root first */
+  struct lj_rawframe *raw;
+  char markers[LS_PARTIAL_LOOP + 1][64];
+  int progress;
+  double now; /* monotonic seconds, as of the last poll */
+};
+
+static double now_s(void)
+{
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+static void fcache_flush(struct session *ss)
+{
+  for (size_t i = 0; i < FCACHE_SIZE; i++) {
+    free(ss->fcache[i].str);
+    ss->fcache[i].str = NULL;
+  }
+  ss->fcache_used = 0;
+}
+
+static uint64_t hash_key(const uint64_t *k)
+{
+  uint64_t h = 0xcbf29ce484222325ull;
+  for (int i = 0; i < 7; i++) {
+    h ^= k[i];
+    h *= 0x100000001b3ull;
+    h ^= h >> 29;
+  }
+  return h;
+}
+
+/* The name of one raw frame, from the cache or the symbolizer. */
+static const char *frame_name(struct session *ss, struct rtarget *t,
+                              const struct lj_vm *vm,
+                              const struct lj_rawframe *rf)
+{
+  /* Outside line mode a function's PC does not change its name. */
+  uint64_t pc = rf->kind == LJ_RAW_FUNC && !ss->o->line_mode ? 0 : rf->pc;
+  uint64_t key[7] = {(uint64_t)t->pid << 32 | rf->kind,
+                     vm ? vm->G : 0,
+                     (uint64_t)(uint32_t)rf->aux,
+                     rf->fn,
+                     pc,
+                     rf->callfn,
+                     rf->callpc};
+  size_t i = hash_key(key) % FCACHE_SIZE;
+  struct lj_frame f;
+  char buf[FRAME_STR_MAX];
+  while (ss->fcache[i].str) {
+    if (!memcmp(ss->fcache[i].key, key, sizeof(key))) return ss->fcache[i].str;
+    i = (i + 1) % FCACHE_SIZE;
+  }
+  if (vm) {
+    lj_symbolize(t->sym, vm, rf, ss->o->line_mode, &f);
+    /* Code mapped after the symbolizer read the target's mappings
+     * (ffi.load, dlopen) has no name: read them again, now and then. */
+    if (f.kind == LJ_KIND_C && !strncmp(f.name, "0x", 2) &&
+        ss->now >= t->syms_at) {
+      struct lj_symbolizer *fresh = lj_symbolizer_new(t->pid, &t->t);
+      t->syms_at = ss->now + SYMS_REFRESH_EVERY;
+      if (fresh) {
+        lj_symbolizer_free(t->sym);
+        t->sym = fresh;
+        lj_symbolize(t->sym, vm, rf, ss->o->line_mode, &f);
+      }
+    }
+    lj_frame_format(&f, buf, sizeof(buf));
+  } else {
+    snprintf(buf, sizeof(buf), "[unknown]");
+  }
+  if (!(ss->fcache[i].str = strdup(buf))) return "[out of memory]";
+  memcpy(ss->fcache[i].key, key, sizeof(key));
+  ss->fcache_used++;
+  return ss->fcache[i].str;
+}
+
+static const struct lj_vm *vm_of(const struct rtarget *t, uint64_t dispatch)
+{
+  for (size_t i = 0; i < t->t.nvms; i++)
+    if (t->t.vms[i].dispatch == dispatch) return &t->t.vms[i];
+  return NULL;
+}
+
+/* A function is named after the instruction that called it: the PC of
+ * the frame below it, when that is a Lua function of the same thread
+ * (as walk.c does for dump). */
+static void fill_callers(struct lj_rawframe *raw, size_t n)
+{
+  for (size_t i = 0; i + 1 < n; i++)
+    if (raw[i].kind == LJ_RAW_FUNC && raw[i + 1].kind == LJ_RAW_FUNC &&
+        raw[i + 1].L == raw[i].L) {
+      raw[i].callfn = raw[i + 1].fn;
+      raw[i].callpc = raw[i + 1].pc;
+    }
+}
+
+static void add_stack(struct session *ss, size_t n)
+{
+  if (profile_add(ss->prof, ss->stack, n, 1)) *ss->o->stop = 1;
+}
+
+static void on_sample(const struct ls_sample *smp, void *arg)
+{
+  struct session *ss = arg;
+  struct rtarget *t = targets_find(&ss->ts, (pid_t)smp->pid);
+  const struct lj_vm *vm;
+  size_t n = 0, nf = smp->nframes;
+  if (!t || !t->has_vms) return; /* dropped from the maps just now */
+  ss->st.received++;
+  /* One sample adds at most LS_MAX_FRAMES names, so the cache never
+   * fills up; flushing between samples keeps ss->stack's names valid. */
+  if (ss->fcache_used >= FCACHE_SIZE / 2) fcache_flush(ss);
+  if (smp->status == LS_NO_VM) {
+    t->novm++;
+    ss->st.no_vm++;
+    ss->stack[0] = "[no Lua VM identified]";
+    add_stack(ss, 1);
+    return;
+  }
+  vm = vm_of(t, smp->dispatch);
+  for (size_t i = 0; i < nf; i++) {
+    const struct ls_frame *f = &smp->frames[i];
+    ss->raw[i] = (struct lj_rawframe){.kind = f->kind,
+                                      .ftype = f->ftype,
+                                      .aux = f->aux,
+                                      .fn = f->fn,
+                                      .pc = f->pc,
+                                      .L = f->L};
+  }
+  fill_callers(ss->raw, nf);
+  if (smp->status == LS_IDLE) {
+    ss->st.idle++;
+    ss->stack[n++] = "[not running Lua]";
+  } else if (smp->partial != LS_OK && smp->partial <= LS_PARTIAL_LOOP) {
+    ss->st.partial[smp->partial]++;
+    ss->stack[n++] = ss->markers[smp->partial];
+  } else if (nf == 0) {
+    ss->st.no_frames++;
+    ss->stack[n++] = "[no Lua frames]";
+  } else {
+    ss->st.complete++;
+  }
+  for (size_t i = nf; i-- > 0;)
+    ss->stack[n++] = frame_name(ss, t, vm, &ss->raw[i]);
+  /* Time in a system call, on top of the C function that made it. */
+  if (smp->flags & LS_F_KERNEL) ss->stack[n++] = "[kernel]";
+  add_stack(ss, n);
+}
+
+static void progress(struct session *ss, double elapsed, int done)
+{
+  uint64_t c[LS_NCOUNTERS];
+  if (!ss->progress) return;
+  if (done) {
+    fputs("\r\033[K", stderr);
+    return;
+  }
+  sampler_counts(ss->ts.smp, c);
+  fprintf(stderr,
+          "\r\033[Kluaspy: %llu samples, %.0f/s, lost %llu, unwound %.1f%%",
+          (unsigned long long)ss->st.received,
+          elapsed > 0 ? ss->st.received / elapsed : 0.0,
+          (unsigned long long)c[LS_CNT_LOST], 100 * stats_unwound(&ss->st));
+  fflush(stderr);
+}
+
+/* Discovery at the start: a PID given with -p must hold a VM (with
+ * --children, one of it and its descendants must). A command we start
+ * gets time to create one. */
+static int first_discovery(struct session *ss)
+{
+  const struct record_opts *o = ss->o;
+  size_t nprocs;
+  targets_update(&ss->ts, now_s());
+  for (size_t i = 0; i < ss->ts.n; i++) {
+    const struct rtarget *t = ss->ts.v[i];
+    if (t->given && !t->has_vms && !o->children) {
+      die_msg("%s", t->why[0] ? t->why : "no Lua VM found");
+      return -1;
+    }
+  }
+  if (!targets_nvms(&ss->ts, &nprocs)) {
+    die_msg("record: no Lua VM in process %d or its children: %s",
+            (int)o->pids[0], ss->ts.v[0]->why);
+    return -1;
+  }
+  return 0;
+}
+
+static void record_loop(struct session *ss)
+{
+  const struct record_opts *o = ss->o;
+  double start = now_s(), next_progress = start, next_flush = start;
+  for (;;) {
+    double t = now_s();
+    if (*o->stop || (o->duration > 0 && t - start >= o->duration)) break;
+    if (sampler_poll(ss->ts.smp, POLL_MS, on_sample, ss) < 0) {
+      die_msg("record: reading samples failed: %s", strerror(errno));
+      break;
+    }
+    ss->now = t = now_s();
+    targets_update(&ss->ts, t);
+    if (!targets_alive(&ss->ts)) break;
+    if (t >= next_flush) {
+      fcache_flush(ss);
+      next_flush = t + FCACHE_FLUSH_EVERY;
+    }
+    if (t >= next_progress) {
+      progress(ss, t - start, 0);
+      next_progress = t + PROGRESS_EVERY;
+    }
+  }
+  /* What is still in the ring buffer belongs to the recording. */
+  while (sampler_poll(ss->ts.smp, 0, on_sample, ss) > 0) continue;
+  progress(ss, 0, 1);
+}
+
+static void stop_command(pid_t pid)
+{
+  int status;
+  if (waitpid(pid, &status, WNOHANG) == pid) return;
+  kill(pid, SIGTERM);
+  for (int i = 0; i < 50; i++) {
+    if (waitpid(pid, &status, WNOHANG) == pid) return;
+    usleep(20000);
+  }
+  kill(pid, SIGKILL);
+  waitpid(pid, &status, 0);
+}
+
+static int write_output(struct session *ss)
+{
+  const struct record_opts *o = ss->o;
+  struct render_opts ro = {.title = "luaspy record", .sample_hz = o->hz};
+  char sub[256];
+  size_t nprocs, nvms = targets_nvms(&ss->ts, &nprocs);
+  snprintf(sub, sizeof(sub), "%llu samples at %d Hz, %zu process%s, %zu VM%s%s",
+           (unsigned long long)ss->st.received, o->hz, nprocs,
+           nprocs == 1 ? "" : "es", nvms, nvms == 1 ? "" : "s",
+           o->line_mode ? ", current lines" : "");
+  ro.subtitle = sub;
+  return profile_write(ss->prof, o->output, o->format, &ro);
+}
+
+/* Starts argv stopped at nothing: the BPF side is ready first, and Lua
+ * VMs are found as soon as the program creates them. An exec failure
+ * comes back through a close-on-exec pipe. */
+static pid_t start_command(char *const *argv)
+{
+  int fds[2], err = 0;
+  pid_t pid;
+  if (pipe2(fds, O_CLOEXEC)) {
+    die_msg("record: cannot run '%s': %s", argv[0], strerror(errno));
+    return -1;
+  }
+  if ((pid = fork()) < 0) {
+    die_msg("record: cannot run '%s': %s", argv[0], strerror(errno));
+    close(fds[0]);
+    close(fds[1]);
+    return -1;
+  }
+  if (pid == 0) {
+    close(fds[0]);
+    execvp(argv[0], argv);
+    err = errno;
+    if (write(fds[1], &err, sizeof(err)) < 0) _exit(127);
+    _exit(127);
+  }
+  close(fds[1]);
+  if (read(fds[0], &err, sizeof(err)) == (ssize_t)sizeof(err)) {
+    waitpid(pid, NULL, 0);
+    die_msg("record: cannot run '%s': %s", argv[0], strerror(err));
+    pid = -1;
+  }
+  close(fds[0]);
+  return pid;
+}
+
+int record_run(const struct record_opts *o)
+{
+  struct session ss;
+  uint64_t counts[LS_NCOUNTERS];
+  char why[512];
+  struct sampler *smp = NULL;
+  size_t nprocs;
+  pid_t command = 0;
+  int rc = 1;
+  memset(&ss, 0, sizeof(ss));
+  ss.o = o;
+  ss.ts.children = o->children;
+  ss.progress = isatty(STDERR_FILENO);
+  for (int i = 0; i <= LS_PARTIAL_LOOP; i++)
+    snprintf(ss.markers[i], sizeof(ss.markers[i]), "[partial: %s]",
+             lj_partial_name((enum lj_partial)i));
+  if (!(ss.prof = profile_new("samples")) ||
+      !(ss.fcache = calloc(FCACHE_SIZE, sizeof(*ss.fcache))) ||
+      !(ss.stack = calloc(LS_MAX_FRAMES + 3, sizeof(*ss.stack))) ||
+      !(ss.raw = calloc(LS_MAX_FRAMES, sizeof(*ss.raw)))) {
+    die_msg("out of memory");
+    goto out;
+  }
+  /* A PID without Lua fails before the slow part: loading BPF. */
+  for (int i = 0; i < o->npids; i++)
+    if (targets_add(&ss.ts, o->pids[i])) goto nomem;
+  if (o->npids && first_discovery(&ss)) goto out;
+  if (!(smp = sampler_open(o->hz, why, sizeof(why)))) {
+    die_msg("%s", why);
+    goto out;
+  }
+  if (targets_attach(&ss.ts, smp)) {
+    die_msg("record: cannot pass the Lua VMs to the kernel: %s",
+            strerror(errno));
+    goto out;
+  }
+  if (o->argv) {
+    if ((command = start_command(o->argv)) < 0) goto out;
+    if (targets_add(&ss.ts, command)) goto nomem;
+    targets_update(&ss.ts, now_s());
+  }
+  record_loop(&ss);
+  if (command) stop_command(command);
+  command = 0;
+  if (o->argv && !targets_nvms(&ss.ts, &nprocs)) {
+    die_msg("record: '%s' ran no LuaJIT VM that luaspy could find", o->argv[0]);
+    goto out;
+  }
+  sampler_counts(smp, counts);
+  ss.st.lost = counts[LS_CNT_LOST];
+  rc = write_output(&ss) ? 1 : 0;
+  summary_print(stderr, ss.prof, &ss.st, 10);
+  if (!rc && strcmp(o->output, "-"))
+    fprintf(stderr, "luaspy: wrote %s\n", o->output);
+  goto out;
+nomem:
+  die_msg("out of memory");
+out:
+  if (command > 0) stop_command(command);
+  targets_free(&ss.ts);
+  sampler_close(smp);
+  if (ss.fcache) fcache_flush(&ss);
+  free(ss.fcache);
+  free(ss.stack);
+  free(ss.raw);
+  profile_free(ss.prof);
+  return rc;
+}
