@@ -191,7 +191,7 @@ int cmd_dump(int argc, char **argv)
   struct proc_stop st = {0};
   struct lj_symbolizer *sym;
   opterr = 0;
-  while ((c = getopt_long(argc, argv, "p:jh", opts, NULL)) != -1) {
+  while ((c = getopt_long(argc, argv, ":p:jh", opts, NULL)) != -1) {
     switch (c) {
     case 'p':
       if (parse_pids(optarg, &pid, 1) != 1) {
@@ -202,6 +202,10 @@ int cmd_dump(int argc, char **argv)
     case 'j': json = 1; break;
     case 'S': nostop = 1; break;
     case 'h': usage(stdout); return 0;
+    case ':':
+      die_msg("dump: option '%s' needs a value (try luaspy dump --help)",
+              argv[optind - 1]);
+      return 2;
     default:
       die_msg("dump: unknown option '%s' (try luaspy dump --help)",
               argv[optind - 1]);
@@ -235,8 +239,7 @@ int cmd_dump(int argc, char **argv)
   }
   for (size_t i = 0; i < t.nvms; i++)
     if (walks[i].frames)
-      lj_walk_vm(pid, &t, &t.vms[i], lj_vm_thread(&t, &t.vms[i], &st),
-                 &walks[i]);
+      lj_walk_vm(pid, &t.vms[i], lj_vm_thread(&t.vms[i], &st), &walks[i]);
   proc_resume(&st);
   if (!(sym = lj_symbolizer_new(pid, &t))) {
     die_msg("out of memory");

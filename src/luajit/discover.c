@@ -17,8 +17,10 @@
 #include <string.h>
 
 #include "luajit.h"
+#include "vmcode.h"
 
 #define SCAN_CHUNK (1u << 20)
+#define SCAN_PAGE 4096u /* mappings are page-aligned */
 /* A private mapping larger than this is not scanned (huge heaps, arenas
  * reserved but unused); GG_States live in small lj_alloc/malloc chunks. */
 #define SCAN_MAP_MAX (8ull << 30)
@@ -62,11 +64,31 @@ static void find_objects(pid_t pid, const struct proc_maps *maps,
   }
 }
 
-int lj_in_vm_text(const struct lj_target *t, uint64_t addr)
+/* Is addr inside the code of an object holding LuaJIT? */
+static int in_lj_text(const struct lj_target *t, uint64_t addr)
 {
   for (int i = 0; i < t->nobjs; i++)
     if (addr >= t->objs[i].text_lo && addr < t->objs[i].text_hi) return 1;
   return 0;
+}
+
+int lj_in_vm_code(const struct lj_vm *vm, uint64_t addr)
+{
+  return addr >= vm->code_lo && addr < vm->code_hi;
+}
+
+/* dispatch[0] is lj_vm_asm_begin; its FDE spans the interpreter. */
+static void find_vm_code(pid_t pid, const struct lj_target *t,
+                         struct lj_vm *vm)
+{
+  uint64_t begin;
+  if (proc_read_u64(pid, vm->dispatch, &begin)) return;
+  if (vm_code_range(pid, begin, &vm->code_lo, &vm->code_hi) == 0) return;
+  for (int i = 0; i < t->nobjs; i++)
+    if (begin >= t->objs[i].text_lo && begin < t->objs[i].text_hi) {
+      vm->code_lo = t->objs[i].text_lo;
+      vm->code_hi = t->objs[i].text_hi;
+    }
 }
 
 static int add_vm(struct lj_target *t, const struct lj_vm *vm)
@@ -105,6 +127,8 @@ static void try_candidate(pid_t pid, struct lj_target *t, uint64_t run,
     vm.dispatch = run;
     vm.mainL = mainL;
     vm.lay = lay;
+    vm.code_lo = vm.code_hi = 0;
+    find_vm_code(pid, t, &vm);
     add_vm(t, &vm);
     return;
   }
@@ -122,13 +146,20 @@ static void scan_region(pid_t pid, struct lj_target *t, uint64_t lo,
   size_t runlen = 0;
   for (uint64_t a = lo; a < hi; a += SCAN_CHUNK) {
     size_t n = hi - a < SCAN_CHUNK ? hi - a : SCAN_CHUNK;
-    if (proc_read(pid, a, buf, n) != 0) { /* unreadable: end any run */
-      runlen = 0;
-      continue;
+    int ok = proc_read(pid, a, buf, n) == 0;
+    /* A mapping may have merged in /proc/PID/maps with a neighbour that is
+     * gone by now (LuaJIT's misplaced mcode blocks during an mcode storm
+     * come and go next to the Lua heap): then read the chunk page by page
+     * and scan what is still there. */
+    int some = ok;
+    for (size_t p = 0; !ok && p < n; p += SCAN_PAGE) {
+      if (proc_read(pid, a + p, (char *)buf + p, SCAN_PAGE) == 0) some = 1;
+      else memset((char *)buf + p, 0, SCAN_PAGE); /* ends any run */
     }
+    if (!some) return; /* the whole mapping is gone */
     t->scanned_bytes += n;
     for (size_t i = 0; i < n / 8; i++) {
-      if (lj_in_vm_text(t, buf[i])) {
+      if (in_lj_text(t, buf[i])) {
         if (runlen++ == 0) run = a + 8 * i;
         continue;
       }

@@ -20,6 +20,9 @@ struct lj_vm {
   uint64_t J;        /* jit_State */
   uint64_t dispatch; /* dispatch table: what r14 holds in the VM */
   uint64_t mainL;
+  /* The VM's assembler code, where rdx/rbx hold BASE/PC: from the
+   * object's unwind tables, else the whole object's text. */
+  uint64_t code_lo, code_hi;
   const struct lj_layout *lay;
 };
 
@@ -49,8 +52,8 @@ void lj_target_free(struct lj_target *t);
 /* Known layouts, by flavor. */
 const struct lj_layout *lj_layout_for(enum lj_flavor flavor);
 const char *lj_flavor_name(enum lj_flavor flavor);
-/* Is addr inside VM code of the object this VM runs from? */
-int lj_in_vm_text(const struct lj_target *t, uint64_t addr);
+/* Is addr inside vm's interpreter (registers hold BASE, PC, DISPATCH)? */
+int lj_in_vm_code(const struct lj_vm *vm, uint64_t addr);
 
 /* -- Raw stack walk (no names yet: cheap, done while the target may be
  *    stopped; names come afterwards from lj_symbolize). -- */
@@ -101,12 +104,11 @@ struct lj_walk {
 
 /* Walks the running coroutine of vm and the chain that resumed it.
  * regs: the registers of the thread running this VM, or NULL. */
-void lj_walk_vm(pid_t pid, const struct lj_target *t, const struct lj_vm *vm,
+void lj_walk_vm(pid_t pid, const struct lj_vm *vm,
                 const struct proc_regs *regs, struct lj_walk *w);
 
 /* The thread among st that runs vm in the interpreter, or NULL. */
-const struct proc_regs *lj_vm_thread(const struct lj_target *t,
-                                     const struct lj_vm *vm,
+const struct proc_regs *lj_vm_thread(const struct lj_vm *vm,
                                      const struct proc_stop *st);
 
 /* -- Symbolization -- */
@@ -135,6 +137,12 @@ void lj_symbolizer_free(struct lj_symbolizer *s);
 void lj_symbolize(struct lj_symbolizer *s, const struct lj_vm *vm,
                   const struct lj_rawframe *rf, int line_mode,
                   struct lj_frame *out);
+/* Chunk and line of the instruction at pc (pointing at it, as trace start
+ * PCs and penalty PCs do) in the prototype at pt. 0, or -1 if pt is not
+ * a readable prototype; a pc outside it gives the first line. */
+int lj_proto_where(struct lj_symbolizer *s, const struct lj_vm *vm,
+                   uint64_t pt, uint64_t pc, char *chunk, size_t len,
+                   int *line);
 /* Formats a frame per the naming contract into buf. */
 void lj_frame_format(const struct lj_frame *f, char *buf, size_t len);
 

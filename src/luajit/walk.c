@@ -200,11 +200,9 @@ static uint64_t resumed_thread(pid_t pid, const struct lj_layout *lay,
   return 0;
 }
 
-const struct proc_regs *lj_vm_thread(const struct lj_target *t,
-                                     const struct lj_vm *vm,
+const struct proc_regs *lj_vm_thread(const struct lj_vm *vm,
                                      const struct proc_stop *st)
 {
-  (void)t;
   for (size_t i = 0; st && i < st->n; i++)
     if (st->threads[i].r14 == vm->dispatch) return &st->threads[i];
   return NULL;
@@ -238,9 +236,8 @@ static void trace_frame_pc(pid_t pid, const struct lj_vm *vm,
     f->pc = startpc + 4; /* PCs point past the current instruction */
 }
 
-static void walk_all(pid_t pid, const struct lj_target *t,
-                     const struct lj_vm *vm, const struct proc_regs *regs,
-                     struct lj_walk *w)
+static void walk_all(pid_t pid, const struct lj_vm *vm,
+                     const struct proc_regs *regs, struct lj_walk *w)
 {
   const struct lj_layout *lay = vm->lay;
   uint64_t chain[CHAIN_MAX], base, pc = 0;
@@ -256,7 +253,7 @@ static void walk_all(pid_t pid, const struct lj_target *t,
   }
   if (!w->curL) w->curL = vm->mainL;
   base = cur.base;
-  if (w->vmstate == LJ_VMST_INTERP && regs && lj_in_vm_text(t, regs->rip) &&
+  if (w->vmstate == LJ_VMST_INTERP && regs && lj_in_vm_code(vm, regs->rip) &&
       regs->r14 == vm->dispatch) {
     base = regs->rdx; /* L->base is stale while interpreting */
     pc = regs->rbx;
@@ -318,9 +315,9 @@ static void fill_callers(struct lj_walk *w)
   }
 }
 
-void lj_walk_vm(pid_t pid, const struct lj_target *t, const struct lj_vm *vm,
+void lj_walk_vm(pid_t pid, const struct lj_vm *vm,
                 const struct proc_regs *regs, struct lj_walk *w)
 {
-  walk_all(pid, t, vm, regs, w);
+  walk_all(pid, vm, regs, w);
   fill_callers(w);
 }

@@ -17,7 +17,6 @@
 
 #include "record.skel.h"
 #include "sampler.h"
-#include "vmcode.h"
 
 /* The BPF side spells luajit.h's enums as plain numbers. */
 _Static_assert(LS_RAW_FUNC == LJ_RAW_FUNC && LS_RAW_TRACE == LJ_RAW_TRACE &&
@@ -172,23 +171,6 @@ void sampler_close(struct sampler *s)
   free(s);
 }
 
-/* Where rdx and rbx may be trusted: the VM's assembler code, else (no
- * unwind tables) the whole object holding it, as dump's walker does. */
-static void vm_code(const struct lj_target *t, const struct lj_vm *v,
-                    struct ls_vm *val)
-{
-  uint64_t begin, lo = 0, hi = 0;
-  if (proc_read_u64(t->pid, v->dispatch, &begin)) return;
-  if (vm_code_range(t->pid, begin, &lo, &hi))
-    for (int i = 0; i < t->nobjs; i++)
-      if (begin >= t->objs[i].text_lo && begin < t->objs[i].text_hi) {
-        lo = t->objs[i].text_lo;
-        hi = t->objs[i].text_hi;
-      }
-  val->code_lo = lo;
-  val->code_hi = hi;
-}
-
 /* Is dispatch one of t's VMs? */
 static int has_vm(const struct lj_target *t, __u64 dispatch)
 {
@@ -231,9 +213,9 @@ int sampler_set_target(struct sampler *s, const struct lj_target *t)
   for (size_t i = 0; i < t->nvms; i++) {
     const struct lj_vm *v = &t->vms[i];
     struct ls_vmkey key = {.pid = pid, .dispatch = v->dispatch};
-    struct ls_vm val = {
-        .G = v->G, .J = v->J, .mainL = v->mainL, .lay = *v->lay};
-    vm_code(t, v, &val);
+    struct ls_vm val = {.G = v->G, .J = v->J, .mainL = v->mainL,
+                        .code_lo = v->code_lo, .code_hi = v->code_hi,
+                        .lay = *v->lay};
     if (bpf_map_update_elem(vms, &key, &val, BPF_ANY)) return -1;
     proc.single_dispatch = v->dispatch;
   }
