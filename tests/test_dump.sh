@@ -33,6 +33,34 @@ dump_text() {
   expect_target_ok "$pid"
 }
 
+# ---- containers -------------------------------------------------------------
+
+# A luajit in its own mount and PID namespace, chrooted into a root whose
+# binary path (/opt/ctr/bin/luajit) does not exist on the host: luaspy must
+# read the target's files through /proc/PID/root.
+dump_container() {
+  local root dir outer pid lib
+  dir=$(new_target_dir container)
+  root=$dir/root
+  mkdir -p "$root/opt/ctr/bin" "$root/t" "$root/ready"
+  chmod 1777 "$root/ready"
+  cp /usr/bin/luajit "$root/opt/ctr/bin/luajit"
+  for lib in $(ldd /usr/bin/luajit | grep -o '/[^ ]*'); do
+    mkdir -p "$root$(dirname "$lib")"
+    cp -L "$lib" "$root$lib"
+  done
+  cp "$TARGETS_DIR/nested.lua" "$TARGETS_DIR/ready.lua" "$root/t/"
+  [ ! -e /opt/ctr/bin/luajit ] || skip "/opt/ctr/bin/luajit exists on the host"
+  outer=$(spawn "$dir" unshare --mount --pid --fork chroot "$root" \
+    /opt/ctr/bin/luajit -e 'package.path="/t/?.lua"' /t/nested.lua)
+  _record_instance "$outer" - "$dir"
+  wait_for "$READY_TIMEOUT" _container_ready "$root" || fail "containerized luajit did not start"
+  pid=$(pgrep -f '^/opt/ctr/bin/luajit' | head -n 1)
+  [ -n "$pid" ] || fail "no containerized luajit process"
+  expect_stack "$pid" "$TARGETS_DIR/nested.lua" openresty
+}
+_container_ready() { pgrep -f '^/opt/ctr/bin/luajit' >/dev/null && sleep 0.5; }
+
 # ---- nginx --------------------------------------------------------------------
 
 _in_epoll() { [ "$(proc_state "$1")" = S ]; }
@@ -252,6 +280,7 @@ for flavor in openresty upstream; do
   done
 done
 case_run "dump: text output (openresty sleep.lua)" dump_text
+case_run "dump: luajit in its own mount+PID namespace (chroot)" dump_container
 
 case_run "dump: nginx idle worker (epoll): 1 VM, no Lua frames" dump_nginx_idle
 case_run "dump: nginx master (root): 1 VM, no Lua frames" dump_nginx_master
