@@ -156,7 +156,9 @@ static void scan_region(pid_t pid, struct lj_target *t, uint64_t lo,
       if (proc_read(pid, a + p, (char *)buf + p, SCAN_PAGE) == 0) some = 1;
       else memset((char *)buf + p, 0, SCAN_PAGE); /* ends any run */
     }
-    if (!some) return; /* the whole mapping is gone */
+    /* Nothing left of this chunk: the part of a merged mapping that went
+     * away. The rest of the mapping may still hold a GG_State. */
+    if (!some) continue;
     t->scanned_bytes += n;
     for (size_t i = 0; i < n / 8; i++) {
       if (in_lj_text(t, buf[i])) {
@@ -197,15 +199,20 @@ int lj_discover(pid_t pid, struct lj_target *t, char *why, size_t len)
     proc_maps_free(&maps);
     return -1;
   }
-  for (size_t i = 0; i < maps.n; i++) {
-    const struct proc_map *m = &maps.v[i];
-    int anon = m->path[0] == '\0' || !strcmp(m->path, "[heap]");
-    if (!m->r || !m->w || !m->p || !anon || m->hi - m->lo > SCAN_MAP_MAX)
-      continue;
-    scan_region(pid, t, m->lo, m->hi, buf);
+  /* A process that maps and unmaps big blocks while we scan can move the
+   * ground under one pass: a second pass reads its mappings anew. */
+  for (int pass = 0; pass < 2 && t->nvms == 0; pass++) {
+    if (pass && proc_maps_read(pid, &maps) != 0) break;
+    for (size_t i = 0; i < maps.n; i++) {
+      const struct proc_map *m = &maps.v[i];
+      int anon = m->path[0] == '\0' || !strcmp(m->path, "[heap]");
+      if (!m->r || !m->w || !m->p || !anon || m->hi - m->lo > SCAN_MAP_MAX)
+        continue;
+      scan_region(pid, t, m->lo, m->hi, buf);
+    }
+    proc_maps_free(&maps);
   }
   free(buf);
-  proc_maps_free(&maps);
   if (t->nvms == 0) {
     snprintf(why, len,
              "process %d maps LuaJIT (%s) but no Lua VM passed validation "
