@@ -98,6 +98,27 @@ struct lj_layout {
   __u32 tr_nsnap, tr_snap, tr_snapmap, tr_startpt, tr_startpc, tr_szmcode;
   __u32 tr_mcode, tr_traceno, tr_link, tr_root, tr_linktype;
   __u32 snap_size, snap_mapofs, snap_mcofs, snap_nent;
+
+  /* -- For the heap walker (luaspy heap); sizes are sizeof() values -- */
+  __u32 L_openupval, L_env;
+  __u32 g_gc_mmudata, g_uvhead, g_ctype_state, g_gcroot, g_ngcroot;
+  __u32 tab_colo, tab_size;
+  __u32 ud_env, ud_len, ud_metatable, ud_size;
+  __u32 cd_ctypeid, cd_size, cts_tab, ctype_size;
+  __u32 uv_next, uv_v, uv_size;
+  __u32 fn_env, fn_cupvalue; /* GCfuncC.upvalue; GCfuncL.uvptr is fn_uvptr */
+  __u32 pt_sizept;
+  __u32 tr_nins, tr_nk, tr_nsnapmap, tr_size, irins_size;
+
+  /* -- For `luaspy jit`; J_penalty == 0: this build's JIT state is not
+   *    known. J->cur, the trace being recorded, is at offset 0. -- */
+  __u32 J_penalty, J_penaltyslot, J_errinfo, J_mctop, J_mcbot;
+  __u32 g_dispatchmode, snap_count;
+  __u32 penalty_size; /* HotPenalty: pc @0, val u16 @8, reason u16 @10 */
+  /* Bytecode numbers: FORL and FUNCF start the hot-counting families
+   * (FORL IFORL JFORL ITERL IITERL JITERL LOOP ILOOP JLOOP, FUNCF IFUNCF
+   * JFUNCF FUNCV IFUNCV JFUNCV); a blacklisted ITERN becomes ITERC. */
+  __u32 bc_forl, bc_funcf, bc_iterc, bc_max;
 };
 
 #endif
