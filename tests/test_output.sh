@@ -31,10 +31,19 @@ fail() { if selected "$1"; then echo "FAIL $1: $2"; failed=1; fi; }
 skip() { if selected "$1"; then echo "skip $1: $2"; fi; }
 first_line() { head -n 1 "$1" | cut -c 1-300; }
 
+# The pprof writer needs the C that protoc-c makes of its profile.proto
+# (as the Makefile does into build/proto).
+mkdir -p "$tmp/proto"
+protoc-c --proto_path="$root/src/output/proto" --c_out="$tmp/proto" \
+  "$root/src/output/proto/profile.proto" 2>"$tmp/protoc.log" ||
+  echo "protoc-c failed: $(head -n 1 "$tmp/protoc.log")" >&2
+proto=(-I"$tmp/proto")
+protolib=("$tmp/proto/profile.pb-c.c" -lprotobuf-c -lz)
+
 # Our sources must build without warnings with every compiler we have.
 for c in gcc clang; do
   command -v "$c" >/dev/null || { skip "warnings ($c)" "$c not installed"; continue; }
-  if "$c" -std=gnu11 -Wall -Wextra -Werror -fsyntax-only \
+  if "$c" -std=gnu11 -Wall -Wextra -Werror -fsyntax-only "${proto[@]}" \
        "$root"/src/output/*.c "$root/src/cmd/report.c" 2>"$tmp/warn.log"; then
     ok "warnings ($c)"
   else
@@ -45,8 +54,9 @@ done
 # Unit tests: they print the protocol's lines themselves.
 if "$cc" -std=gnu11 -Wall -Wextra -Werror -g -O1 \
      -fsanitize=address,undefined -fno-sanitize-recover=all \
-     -fno-omit-frame-pointer -I"$root/src/output" \
-     "$root/tests/output/test_output.c" "$root"/src/output/*.c -lm \
+     -fno-omit-frame-pointer -I"$root/src/output" "${proto[@]}" \
+     "$root/tests/output/test_output.c" "$root"/src/output/*.c \
+     "${protolib[@]}" -lm \
      -o "$tmp/test_output" 2>"$tmp/cc.log"; then
   "$tmp/test_output" >"$tmp/unit.txt" 2>"$tmp/unit.log"
   status=$?

@@ -1,6 +1,6 @@
 /*
-** luaspy report: folded stacks in, a flame graph (or tidy folded stacks)
-** out. Everything is read before the output is opened, so INPUT and
+** luaspy report: folded stacks in, a flame graph, a pprof or speedscope
+** profile, or tidy folded stacks out. Everything is read before the output is opened, so INPUT and
 ** OUTPUT may be the same file.
 */
 #define _GNU_SOURCE
@@ -8,6 +8,7 @@
 #include <getopt.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "../output/profile.h"
@@ -16,11 +17,11 @@
 static void usage(FILE *f)
 {
   fputs(
-      "usage: luaspy report INPUT [-o OUTPUT] [--format folded|svg] "
-      "[--title TEXT]\n"
+      "usage: luaspy report INPUT [-o OUTPUT] [-f FORMAT] [-t TEXT] [-F HZ]\n"
       "\n"
-      "Turn folded stacks into an interactive flame graph. INPUT holds one\n"
-      "line per stack, frames root first, then a space and a count:\n"
+      "Turn folded stacks into an interactive flame graph, or into a profile\n"
+      "for pprof or speedscope. INPUT holds one line per stack, frames root\n"
+      "first, then a space and a count:\n"
       "\n"
       "    main chunk (app.lua:40);handle (app.lua:12);C:strlen 17\n"
       "\n"
@@ -29,14 +30,17 @@ static void usage(FILE *f)
       "\n"
       "options:\n"
       "  -o, --output FILE    write to FILE instead of standard output; its\n"
-      "                       extension picks the format: .svg a flame "
-      "graph,\n"
-      "                       .folded or .txt folded stacks\n"
-      "  -f, --format FORMAT  folded or svg, whatever the extension "
-      "(default:\n"
-      "                       folded on standard output)\n"
-      "  -t, --title TEXT     title of the flame graph (default \"Flame "
-      "Graph\")\n"
+      "                       ending picks the format: .svg a flame graph,\n"
+      "                       .folded or .txt folded stacks, .pb.gz pprof,\n"
+      "                       .speedscope.json speedscope\n"
+      "  -f, --format FORMAT  folded, svg, pprof or speedscope, whatever the\n"
+      "                       ending (default: folded on standard output)\n"
+      "  -t, --title TEXT     title of the flame graph, name of the "
+      "speedscope\n"
+      "                       profile (default \"Flame Graph\", \"luaspy\")\n"
+      "  -F, --frequency HZ   INPUT was sampled HZ times a second (luaspy\n"
+      "                       record -F): pprof and speedscope output then\n"
+      "                       also give CPU time, HZ samples being 1 s\n"
       "  -h, --help           show this help\n"
       "\n"
       "In the flame graph, the root is at the bottom and each frame is as\n"
@@ -45,9 +49,15 @@ static void usage(FILE *f)
       "expression. Colours tell frame kinds apart: Lua functions warm,\n"
       "JIT traces green, C functions blue, builtins violet, VM states grey.\n"
       "\n"
+      "pprof profiles (.pb.gz) open with 'go tool pprof -http=: FILE' or\n"
+      "'go tool pprof -top FILE'; speedscope files in https://www.speedscope.app\n"
+      "or the speedscope command. Lua frames keep their file and line there.\n"
+      "\n"
       "examples:\n"
       "  luaspy report app.folded -o app.svg\n"
       "  luaspy report app.folded > merged.folded     # add up, sort\n"
+      "  luaspy report app.folded -F 99 -o app.pb.gz\n"
+      "  luaspy report app.folded -o app.speedscope.json\n"
       "  luaspy report - --format svg --title 'nginx worker' < app.folded > "
       "app.svg\n"
       "\n"
@@ -75,6 +85,7 @@ int cmd_report(int argc, char **argv)
       {"output", required_argument, NULL, 'o'},
       {"format", required_argument, NULL, 'f'},
       {"title", required_argument, NULL, 't'},
+      {"frequency", required_argument, NULL, 'F'},
       {"help", no_argument, NULL, 'h'},
       {NULL, 0, NULL, 0}};
   const char *input, *output = "-", *format = NULL;
@@ -82,9 +93,11 @@ int cmd_report(int argc, char **argv)
   struct profile *p;
   FILE *in;
   int c, ok, from_stdin;
+  char *end;
+  long hz;
 
   opterr = 0;
-  while ((c = getopt_long(argc, argv, ":o:f:t:h", longopts, NULL)) != -1) {
+  while ((c = getopt_long(argc, argv, ":o:f:t:F:h", longopts, NULL)) != -1) {
     char opt[3] = {'-', (char)optopt, '\0'};
     switch (c) {
     case 'o':
@@ -95,6 +108,14 @@ int cmd_report(int argc, char **argv)
       break;
     case 't':
       opts.title = optarg;
+      break;
+    case 'F':
+      hz = strtol(optarg, &end, 10);
+      if (end == optarg || *end || hz < 1 || hz > 1000000)
+        return usage_error("the frequency must be a whole number of "
+                           "samples per second, 1 to 1000000, not '%s'",
+                           optarg);
+      opts.sample_hz = (int)hz;
       break;
     case 'h':
       usage(stdout);

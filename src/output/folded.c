@@ -94,6 +94,20 @@ static const char *parse_line(char *line, size_t len, char **stack,
 
 int profile_read_folded(struct profile *p, FILE *in)
 {
+  return profile_read_folded_file(p, in, NULL);
+}
+
+/* Where a bad line is: "line N", or "FILE:N" when the file is named. */
+static void bad_line(const char *name, uintmax_t lineno, const char *err)
+{
+  if (name)
+    fprintf(stderr, "luaspy: %s:%ju: %s\n", name, lineno, err);
+  else
+    fprintf(stderr, "luaspy: line %ju: %s\n", lineno, err);
+}
+
+int profile_read_folded_file(struct profile *p, FILE *in, const char *name)
+{
   char *line = NULL, **frames = NULL;
   size_t line_cap = 0, frames_cap = 0, nframes;
   ssize_t len;
@@ -112,13 +126,12 @@ int profile_read_folded(struct profile *p, FILE *in)
     if (len == 0)
       continue;
     if ((err = parse_line(line, (size_t)len, &stack, &count))) {
-      fprintf(stderr, "luaspy: line %ju: %s\n", lineno, err);
+      bad_line(name, lineno, err);
       ret = -1;
       break;
     }
     if (count > UINT64_MAX - profile_total(p)) {
-      fprintf(stderr, "luaspy: line %ju: the total count passes 2^64\n",
-              lineno);
+      bad_line(name, lineno, "the total count passes 2^64");
       ret = -1;
       break;
     }
@@ -129,7 +142,8 @@ int profile_read_folded(struct profile *p, FILE *in)
     }
   }
   if (ret == 0 && ferror(in)) {
-    fprintf(stderr, "luaspy: reading stacks: %s\n", strerror(errno));
+    fprintf(stderr, "luaspy: reading %s: %s\n", name ? name : "stacks",
+            strerror(errno));
     ret = -1;
   }
   free(line);

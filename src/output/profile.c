@@ -11,7 +11,9 @@
 #include <strings.h>
 
 #include "folded.h"
+#include "pprof.h"
 #include "profile.h"
+#include "speedscope.h"
 #include "svg.h"
 #include "utf8.h"
 
@@ -519,51 +521,77 @@ int profile_foreach_stack(const struct profile *p, profile_stack_fn fn,
 ** Output.
 */
 
+static int write_folded(const struct profile *p, FILE *out,
+                        const struct render_opts *opts)
+{
+  (void)opts;
+  return folded_write(p, out);
+}
+
+/* The writers, by name; the first is standard output's default. */
+static const struct {
+  const char *name;
+  const char *suffix[2]; /* of the file names that pick it */
+  int (*write)(const struct profile *p, FILE *out,
+               const struct render_opts *opts);
+} writers[] = {
+    {"folded", {".folded", ".txt"}, write_folded},
+    {"svg", {".svg"}, svg_write},
+    {"pprof", {".pb.gz"}, pprof_write},
+    {"speedscope", {".speedscope.json"}, speedscope_write},
+};
+
+#define NWRITERS (sizeof(writers) / sizeof(writers[0]))
+
+static int ends_in(const char *s, const char *suffix)
+{
+  size_t n = strlen(s), k = suffix ? strlen(suffix) : 0;
+  return k && n > k && strcasecmp(s + n - k, suffix) == 0;
+}
+
 const char *profile_format(const char *path, const char *format)
 {
-  static const char *const names[] = {"folded", "svg"};
-  const char *base, *ext;
+  const char *base;
 
   if (format) {
-    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
-      if (strcmp(format, names[i]) == 0)
-        return names[i];
-    fprintf(stderr, "luaspy: unknown output format '%s' (use folded or svg)\n",
+    for (size_t i = 0; i < NWRITERS; i++)
+      if (strcmp(format, writers[i].name) == 0)
+        return writers[i].name;
+    fprintf(stderr,
+            "luaspy: unknown output format '%s' (use folded, svg, pprof or "
+            "speedscope)\n",
             format);
     return NULL;
   }
   if (strcmp(path, "-") == 0)
-    return "folded";
+    return writers[0].name;
   base = strrchr(path, '/');
-  ext = strrchr(base ? base : path, '.');
-  if (ext && strcasecmp(ext, ".svg") == 0)
-    return "svg";
-  if (ext && (strcasecmp(ext, ".folded") == 0 || strcasecmp(ext, ".txt") == 0))
-    return "folded";
+  base = base ? base + 1 : path;
+  for (size_t i = 0; i < NWRITERS; i++)
+    if (ends_in(base, writers[i].suffix[0]) ||
+        ends_in(base, writers[i].suffix[1]))
+      return writers[i].name;
   fprintf(stderr,
           "luaspy: cannot tell the format of '%s' from its name "
-          "(end it in .svg, .folded or .txt, or name a format)\n",
+          "(end it in .svg, .folded, .txt, .pb.gz or .speedscope.json, or "
+          "name a format)\n",
           path);
   return NULL;
 }
 
-int profile_write(const struct profile *p, const char *path,
-                  const char *format, const struct render_opts *opts)
+int output_file(const char *path, int (*write)(FILE *out, void *arg),
+                void *arg)
 {
-  const char *fmt = profile_format(path, format);
   int to_stdout = strcmp(path, "-") == 0;
   const char *name = to_stdout ? "standard output" : path;
   FILE *out;
   int ret;
 
-  if (!fmt)
-    return -1;
   if (!(out = to_stdout ? stdout : fopen(path, "w"))) {
     fprintf(stderr, "luaspy: cannot create %s: %s\n", path, strerror(errno));
     return -1;
   }
-  ret = strcmp(fmt, "svg") == 0 ? svg_write(p, out, opts)
-                                : folded_write(p, out);
+  ret = write(out, arg);
   /* stdio keeps a write error until checked: a full disk shows up here,
    * at the latest when the last buffer is flushed or the file closed. */
   if (fflush(out) != 0 || ferror(out)) {
@@ -575,4 +603,31 @@ int profile_write(const struct profile *p, const char *path,
     ret = -1;
   }
   return ret;
+}
+
+struct write_ctx {
+  const struct profile *p;
+  const struct render_opts *opts;
+  int (*write)(const struct profile *p, FILE *out,
+               const struct render_opts *opts);
+};
+
+static int write_profile(FILE *out, void *arg)
+{
+  const struct write_ctx *c = arg;
+  return c->write(c->p, out, c->opts);
+}
+
+int profile_write(const struct profile *p, const char *path,
+                  const char *format, const struct render_opts *opts)
+{
+  const char *fmt = profile_format(path, format);
+  struct write_ctx c = {p, opts, NULL};
+
+  if (!fmt)
+    return -1;
+  for (size_t i = 0; i < NWRITERS; i++)
+    if (fmt == writers[i].name) /* profile_format returned this string */
+      c.write = writers[i].write;
+  return output_file(path, write_profile, &c);
 }

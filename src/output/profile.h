@@ -40,19 +40,27 @@ uint64_t profile_total(const struct profile *p);
  * lines skipped. A bad line is reported with its line number and stops
  * the reading; stacks added before it stay. */
 int profile_read_folded(struct profile *p, FILE *in);
+/* The same, naming the file in messages ("luaspy: NAME:LINE: ..."), for
+ * commands that read more than one file. */
+int profile_read_folded_file(struct profile *p, FILE *in, const char *name);
 
-/* Writers are chosen by name: "folded" or "svg". With format NULL the
- * name comes from the path: "-" (stdout) is folded, then by extension:
- * .svg, .folded or .txt. Returns the name (a static string), or NULL. */
+/* Writers are chosen by name: "folded", "svg", "pprof" (gzipped
+ * protobuf) or "speedscope" (JSON). With format NULL the name comes from
+ * the path: "-" (stdout) is folded, then by extension: .svg, .folded or
+ * .txt, .pb.gz, .speedscope.json. Returns the name (a static string), or
+ * NULL. */
 const char *profile_format(const char *path, const char *format);
 
-/* How a flame graph looks; zero fields take the defaults. */
+/* How an output looks; zero fields take the defaults. */
 struct render_opts {
-  const char *title;    /* "Flame Graph" */
+  const char *title;    /* "Flame Graph"; speedscope: the profile name */
   const char *subtitle; /* none */
   int width;            /* image width in pixels: 1200 */
   int frame_height;     /* pixels per stack level: 16 */
   double min_width;     /* frames narrower (pixels) are left out: 0.1 */
+  int sample_hz;        /* "samples" taken this often per second and CPU:
+                         * pprof and speedscope then also give CPU time.
+                         * 0: unknown */
 };
 
 /* Writes p to path ("-" is stdout) in the format profile_format picks;
@@ -61,8 +69,15 @@ struct render_opts {
 int profile_write(const struct profile *p, const char *path,
                   const char *format, const struct render_opts *opts);
 
+/* What profile_write does around a writer, for output made of more than
+ * one profile (luaspy diff): opens path ("-" is stdout), calls write,
+ * flushes and closes, reporting errors. write returns 0 or -1 like
+ * folded_write. */
+int output_file(const char *path, int (*write)(FILE *out, void *arg),
+                void *arg);
+
 /*
-** Iteration, for writers (folded, SVG; pprof or speedscope later). Both
+** Iteration, for writers (folded, SVG, pprof, speedscope). Both
 ** orders are deterministic: siblings come in byte order of their frame
 ** strings (strcmp), parents before children. Stacks and frames of weight
 ** 0 are not visited. A callback returns 0 to go on; any other value

@@ -22,6 +22,7 @@
 #define TITLE_Y 24      /* baseline of the title and the buttons */
 #define SUBTITLE_Y 44
 #define BOTTOM 30       /* below the root row: the details line */
+#define NOTE_HEIGHT 16  /* a line of the notes below the details */
 #define HIGHLIGHT "rgb(230,0,230)" /* search matches */
 
 struct svg {
@@ -33,6 +34,7 @@ struct svg {
   int fh;           /* frame height */
   int base;         /* y of the bottom edge of the root row */
   size_t depth;     /* stack levels drawn, "all" excluded */
+  const struct svg_paint *paint; /* NULL: colours by frame kind */
 };
 
 /* The next character of s as XML can hold it: bad UTF-8 and characters
@@ -185,23 +187,30 @@ static void put_frame(struct svg *s, const char *name, size_t depth,
   double w = (double)total * s->scale;
   double y = s->base - (double)(depth + 1) * s->fh;
   double pct = s->total ? 100.0 * (double)total / (double)s->total : 0;
-  char num[32];
+  char num[32], tip[256];
   int rgb[3];
 
-  /* The root, "all", is no function: grey like the VM states. */
-  color(name, depth == 0 ? &vm_pal : palette_of(name), rgb);
+  if (s->paint) {
+    s->paint->frame(name, depth, total, rgb, tip, sizeof(tip),
+                    s->paint->arg);
+  } else {
+    /* The root, "all", is no function: grey like the VM states. */
+    color(name, depth == 0 ? &vm_pal : palette_of(name), rgb);
+    snprintf(tip, sizeof(tip), "%s %s, %.2f%%", grouped(total, num), s->unit,
+             pct);
+  }
   fprintf(s->out,
           "<g class=\"f\" data-o=\"%" PRIu64 "\" data-w=\"%" PRIu64
           "\" data-d=\"%zu\"><title>",
           offset, total, depth);
   put_xml(s->out, name, SIZE_MAX);
-  fprintf(s->out, " (%s ", grouped(total, num));
-  put_xml(s->out, s->unit, SIZE_MAX);
+  fputs(" (", s->out);
+  put_xml(s->out, tip, SIZE_MAX);
   fprintf(s->out,
-          ", %.2f%%)</title><rect x=\"%.2f\" y=\"%.0f\" width=\"%.2f\" "
+          ")</title><rect x=\"%.2f\" y=\"%.0f\" width=\"%.2f\" "
           "height=\"%d\" fill=\"rgb(%d,%d,%d)\"/><text x=\"%.2f\" "
           "y=\"%.1f\">",
-          pct, x, y, w, s->fh - 1, rgb[0], rgb[1], rgb[2], x + 3,
+          x, y, w, s->fh - 1, rgb[0], rgb[1], rgb[2], x + 3,
           y + s->fh / 2.0 + FONT_SIZE * 0.35);
   put_label(s->out, name, w);
   fputs("</text></g>\n", s->out);
@@ -393,8 +402,8 @@ static const char *const script[] = {
     "]]></script>\n",
 };
 
-int svg_write(const struct profile *p, FILE *out,
-              const struct render_opts *opts)
+int svg_render(const struct profile *p, FILE *out,
+               const struct render_opts *opts, const struct svg_paint *paint)
 {
   static const struct render_opts defaults = {0};
   const struct render_opts *o = opts ? opts : &defaults;
@@ -403,7 +412,9 @@ int svg_write(const struct profile *p, FILE *out,
   int top = o->subtitle ? SUBTITLE_Y + 14 : TITLE_Y + 14;
   struct svg s = {out, profile_unit(p), profile_total(p), 0,
                   o->min_width > 0 ? o->min_width : 0.1,
-                  o->frame_height > 0 ? o->frame_height : 16, 0, 0};
+                  o->frame_height > 0 ? o->frame_height : 16, 0, 0, paint};
+  size_t nnotes = paint ? paint->nnotes : 0;
+  int notes_height = nnotes ? (int)nnotes * NOTE_HEIGHT + 6 : 0;
   int height, ret;
 
   if (width <= 2 * PAD + 1) {
@@ -413,8 +424,8 @@ int svg_write(const struct profile *p, FILE *out,
   s.scale = s.total ? (double)(width - 2 * PAD) / (double)s.total : 0;
   if ((ret = profile_walk(p, measure, &s)) != 0)
     return ret;
-  height = top + (int)(s.depth + 1) * s.fh + BOTTOM;
-  s.base = height - BOTTOM;
+  height = top + (int)(s.depth + 1) * s.fh + BOTTOM + notes_height;
+  s.base = height - BOTTOM - notes_height;
 
   fprintf(out,
           "<?xml version=\"1.0\" encoding=\"UTF-8\" standalone=\"no\"?>\n"
@@ -441,15 +452,27 @@ int svg_write(const struct profile *p, FILE *out,
           "<text id=\"details\" x=\"%d\" y=\"%d\">%s</text>\n"
           "<text id=\"matched\" x=\"%d\" y=\"%d\"></text>\n"
           "<g id=\"frames\">\n",
-          PAD, TITLE_Y, width - PAD, TITLE_Y, PAD, height - 10,
+          PAD, TITLE_Y, width - PAD, TITLE_Y, PAD, s.base + BOTTOM - 10,
           s.total ? "" : "No stacks in this profile", width - PAD,
-          height - 10);
+          s.base + BOTTOM - 10);
   put_frame(&s, "all", 0, 0, s.total);
   if (s.total && (ret = profile_walk(p, draw, &s)) != 0)
     return ret;
   fputs("</g>\n", out);
+  for (size_t i = 0; i < nnotes; i++) {
+    fprintf(out, "<text class=\"note\" x=\"%d\" y=\"%d\">", PAD,
+            s.base + BOTTOM + 4 + (int)i * NOTE_HEIGHT);
+    put_label(out, paint->notes[i], width - 2 * PAD);
+    fputs("</text>\n", out);
+  }
   for (size_t i = 0; i < sizeof(script) / sizeof(script[0]); i++)
     fputs(script[i], out);
   fputs("</svg>\n", out);
   return 0;
+}
+
+int svg_write(const struct profile *p, FILE *out,
+              const struct render_opts *opts)
+{
+  return svg_render(p, out, opts, NULL);
 }

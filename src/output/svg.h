@@ -16,4 +16,22 @@
 int svg_write(const struct profile *p, FILE *out,
               const struct render_opts *opts);
 
+/* A variant of the flame graph (luaspy diff's differential colours).
+ * frame() is called for each frame drawn, in profile_walk order after
+ * "all", the graph's root at depth 0 (a stack's root frame is at depth
+ * 1): it sets the fill colour and writes the hover text that follows the
+ * name in parentheses, plain text, into tip. The notes are lines of
+ * plain text below the graph. */
+struct svg_paint {
+  void (*frame)(const char *name, size_t depth, uint64_t total, int rgb[3],
+                char *tip, size_t tip_size, void *arg);
+  void *arg;
+  const char *const *notes;
+  size_t nnotes;
+};
+
+/* svg_write, painted by paint (NULL: colours by frame kind). */
+int svg_render(const struct profile *p, FILE *out,
+               const struct render_opts *opts, const struct svg_paint *paint);
+
 #endif

@@ -1,7 +1,8 @@
 /*
 ** Unit tests of src/output: aggregation, folded stacks both ways, the
-** bounds and escaping of untrusted frame strings, JSON, and that write
-** errors are reported. Prints "ok NAME" or "FAIL NAME: why" per case.
+** bounds and escaping of untrusted frame strings, JSON, that write
+** errors are reported, frame strings split for pprof and speedscope, and
+** every writer on deep stacks (under the sanitizers). Prints "ok NAME" or "FAIL NAME: why" per case.
 **
 **   test_output            run the cases; exit 1 if any failed
 **   test_output --svg OUT  write the flame graph the browser check loads
@@ -13,9 +14,14 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "diff_svg.h"
 #include "folded.h"
+#include "frame.h"
 #include "json.h"
+#include "pprof.h"
 #include "profile.h"
+#include "speedscope.h"
+#include "strmap.h"
 #include "svg.h"
 #include "utf8.h"
 
@@ -416,6 +422,16 @@ static void test_format(void)
   CHECK(strcmp(profile_format("a.txt", NULL), "folded") == 0);
   CHECK(strcmp(profile_format("a.png", "svg"), "svg") == 0);
   CHECK(strcmp(profile_format("-", "svg"), "svg") == 0);
+  CHECK(strcmp(profile_format("a.pb.gz", NULL), "pprof") == 0);
+  CHECK(strcmp(profile_format("d/A.SPEEDSCOPE.JSON", NULL), "speedscope") == 0);
+  CHECK(strcmp(profile_format("-", "pprof"), "pprof") == 0);
+  CHECK(strcmp(profile_format("a.svg", "speedscope"), "speedscope") == 0);
+  capture_stderr();
+  CHECK(profile_format("a.json", NULL) == NULL); /* which JSON? */
+  CHECK(strstr(captured_text(), ".speedscope.json"));
+  capture_stderr();
+  CHECK(profile_format(".pb.gz", NULL) == NULL); /* an ending, no name */
+  captured_text();
   capture_stderr();
   CHECK(profile_format("a.svg/b", NULL) == NULL);
   CHECK(strstr(captured_text(), "luaspy: cannot tell the format of 'a.svg/b'"));
@@ -708,6 +724,117 @@ static int write_demo_svg(const char *path)
   return ret < 0 ? 1 : 0;
 }
 
+/*
+** Frame strings split, strings numbered, every writer on deep stacks.
+*/
+
+/* frame_parse(s) as "name|chunk|line". */
+static const char *parts_of(const char *s)
+{
+  static char buf[1200];
+  struct frame_parts fp;
+
+  frame_parse(s, &fp);
+  snprintf(buf, sizeof(buf), "%.*s|%.*s|%ld", (int)fp.name_len, fp.name,
+           (int)fp.chunk_len, fp.chunk_len ? fp.chunk : "", fp.line);
+  return buf;
+}
+
+static void test_frame_parse(void)
+{
+  begin("frame strings split into name, chunk, line");
+  CHECK(strcmp(parts_of("foo (app.lua:10)"), "foo|app.lua|10") == 0);
+  CHECK(strcmp(parts_of("main chunk (app.lua:40)"), "main chunk|app.lua|40") == 0);
+  CHECK(strcmp(parts_of("trace#3 (a.lua:5)"), "trace#3|a.lua|5") == 0);
+  CHECK(strcmp(parts_of("M:get (/srv/a:b.lua:7)"), "M:get|/srv/a:b.lua|7") == 0);
+  CHECK(strcmp(parts_of("f ([string \"g (x)\"]:3)"), "f|[string \"g (x)\"]|3") == 0);
+  CHECK(strcmp(parts_of("f (app.lua)"), "f|app.lua|0") == 0);
+  CHECK(strcmp(parts_of("f (app.lua:)"), "f|app.lua:|0") == 0);
+  CHECK(strcmp(parts_of("f (:12)"), "f|:12|0") == 0);
+  CHECK(strcmp(parts_of("C:strlen"), "C:strlen||0") == 0);
+  CHECK(strcmp(parts_of("C:f (x.c:1)"), "C:f (x.c:1)||0") == 0);
+  CHECK(strcmp(parts_of("builtin:string.format"), "builtin:string.format||0") == 0);
+  CHECK(strcmp(parts_of("[GC]"), "[GC]||0") == 0);
+  CHECK(strcmp(parts_of("f ()"), "f ()||0") == 0);
+  CHECK(strcmp(parts_of(" (a.lua:1)"), " (a.lua:1)||0") == 0);
+  CHECK(strcmp(parts_of("f (a.lua:1) tail"), "f (a.lua:1) tail||0") == 0);
+  CHECK(strcmp(parts_of(""), "||0") == 0);
+  end();
+}
+
+static void test_strmap(void)
+{
+  struct strmap *m = strmap_new();
+  char key[32];
+  uint32_t id;
+  int ok = 1;
+
+  begin("strmap numbers strings densely");
+  CHECK(strmap_id(m, "", 0, &id) == 1 && id == 0);
+  CHECK(strmap_id(m, "abc", 2, &id) == 1 && id == 1); /* "ab" */
+  CHECK(strmap_id(m, "ab", 2, &id) == 0 && id == 1);
+  CHECK(strmap_find(m, "abc", 3, &id) == -1);
+  CHECK(strcmp(strmap_key(m, 1), "ab") == 0);
+  for (int i = 0; i < 20000; i++) { /* past several table growths */
+    int n = snprintf(key, sizeof(key), "k%d", i);
+    ok &= strmap_id(m, key, (size_t)n, &id) == 1 && id == (uint32_t)i + 2;
+  }
+  for (int i = 0; i < 20000; i++) {
+    int n = snprintf(key, sizeof(key), "k%d", i);
+    ok &= strmap_find(m, key, (size_t)n, &id) == 0 && id == (uint32_t)i + 2;
+  }
+  CHECK(ok);
+  CHECK(strmap_count(m) == 20002);
+  end();
+  strmap_free(m);
+}
+
+/* Every writer, the differential one included, on stacks 5000 deep with
+ * frames of every kind and the longest frame strings: no crash, no leak,
+ * no sanitizer report, and output. */
+static void test_deep_writers(void)
+{
+  static const char *frames[5000];
+  static char names[5000][24];
+  char longest[PROFILE_FRAME_MAX + 8];
+  struct profile *a = profile_new(NULL), *b = profile_new(NULL);
+  struct render_opts o = {.sample_hz = 99};
+  struct mem m;
+
+  begin("writers on deep stacks");
+  for (int i = 0; i < 5000; i++) {
+    snprintf(names[i], sizeof(names[i]),
+             i % 4 == 0 ? "f%d (a.lua:%d)" : i % 4 == 1 ? "C:c%d" :
+             i % 4 == 2 ? "trace#%d (b.lua:%d)" : "[GC]%d", i, i);
+    frames[i] = names[i];
+  }
+  memset(longest, 'x', sizeof(longest) - 1);
+  memcpy(longest + sizeof(longest) - 12, " (a.lua:9)", 11);
+  CHECK(profile_add(a, frames, 5000, 7) == 0);
+  CHECK(profile_add(a, frames, 2500, 3) == 0);
+  frames[100] = longest;
+  CHECK(profile_add(a, frames, 200, 1) == 0);
+  CHECK(profile_add(b, frames, 4000, 2) == 0);
+  frames[100] = names[100];
+  CHECK(profile_add(b, frames, 3000, 5) == 0);
+  CHECK(pprof_write(a, mem_open(&m), &o) == 0);
+  mem_close(&m);
+  CHECK(m.len > 20 && (unsigned char)m.buf[0] == 0x1f); /* gzip */
+  free(m.buf);
+  CHECK(speedscope_write(a, mem_open(&m), &o) == 0);
+  CHECK(strstr(mem_close(&m), "\"unit\": \"nanoseconds\""));
+  free(m.buf);
+  CHECK(diff_svg_write(b, a, mem_open(&m), NULL) == 0);
+  CHECK(count_of(mem_close(&m), "Only in BEFORE") == 1);
+  free(m.buf);
+  CHECK(diff_svg_write(a, b, mem_open(&m), NULL) == 0);
+  CHECK(count_of(mem_close(&m), "<g class=\"f\"") > 1000);
+  free(m.buf);
+  end();
+  profile_free(a);
+  profile_free(b);
+}
+
 int main(int argc, char **argv)
 {
   if (argc == 3 && strcmp(argv[1], "--svg") == 0)
@@ -724,5 +851,8 @@ int main(int argc, char **argv)
   test_write_file();
   test_json();
   test_svg();
+  test_frame_parse();
+  test_strmap();
+  test_deep_writers();
   return nfailed ? 1 : 0;
 }
