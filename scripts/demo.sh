@@ -26,7 +26,7 @@ step "start the workload: luajit tests/targets/demo.lua"
 log=$(mktemp /tmp/luaspy-demo.XXXXXX.log)
 luajit tests/targets/demo.lua >"$log" 2>&1 &
 pid=$!
-trap 'kill "$pid" 2>/dev/null; wait "$pid" 2>/dev/null; rm -f "$log"' EXIT
+trap 'kill "$pid" 2>/dev/null; wait "$pid" 2>/dev/null || true; rm -f "$log"' EXIT
 sleep 1   # let it run and JIT-compile heavy()'s loop
 kill -0 "$pid" 2>/dev/null || { echo "demo workload exited: $(cat "$log")" >&2; exit 1; }
 echo "workload pid $pid"
