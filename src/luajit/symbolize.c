@@ -508,3 +508,19 @@ void lj_frame_format(const struct lj_frame *f, char *buf, size_t len)
   case LJ_KIND_VM: snprintf(buf, len, "[%s]", f->name); break;
   }
 }
+
+int lj_proto_where(struct lj_symbolizer *s, const struct lj_vm *vm,
+                   uint64_t pt, uint64_t pc, char *chunk, size_t len,
+                   int *line)
+{
+  const struct proto *p;
+  uint64_t bc0;
+  s->lay = vm->lay;
+  if (!(p = get_proto(s, vm->lay, pt))) return -1;
+  bc0 = p->addr + vm->lay->pt_size;
+  snprintf(chunk, len, "%s", p->chunk);
+  *line = pc >= bc0 && pc < bc0 + 4ull * p->pi.sizebc
+              ? proto_line(p, (uint32_t)((pc - bc0) / 4))
+              : p->firstline;
+  return 0;
+}

@@ -130,9 +130,16 @@ static int probe_read(pid_t pid, const struct proc_maps *maps)
 {
   uint64_t v;
   size_t i;
-  for (i = 0; i < maps->n; i++)
-    if (maps->v[i].r) return proc_read_u64(pid, maps->v[i].lo, &v);
+  int tried = 0;
+  /* Not just the first mapping: a JIT maps and unmaps machine-code areas
+   * all the time (one may be gone by now); permission errors repeat. */
   errno = EFAULT;
+  for (i = 0; i < maps->n && tried < 8; i++) {
+    if (!maps->v[i].r) continue;
+    tried++;
+    if (proc_read_u64(pid, maps->v[i].lo, &v) == 0) return 0;
+    if (errno != EFAULT) return -1;
+  }
   return -1;
 }
 

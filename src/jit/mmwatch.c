@@ -1,0 +1,212 @@
+/*
+** Loading the syscall tracer and sorting its events.
+**
+** A failed placement is LuaJIT's mcode_alloc_at pattern: mmap(hint)
+** returns another address (the kernel treats the hint as a hint), and
+** the same thread munmaps exactly that block next. Up to 32 such pairs
+** precede each "failed to allocate mcode memory".
+*/
+#define _GNU_SOURCE
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <bpf/libbpf.h>
+
+#include "mm_event.h" /* before the skeleton, which uses its types */
+#include "jit_mm.skel.h"
+#include "mmwatch.h"
+
+#define TIDS 256 /* threads followed for mmap/munmap pairs (hashed) */
+
+struct last_mmap {
+  uint32_t tid;
+  uint64_t hint, ret, len;
+};
+
+struct jit_mmwatch {
+  struct jit_watch *w;
+  struct luaspy_jit_mm *skel;
+  struct ring_buffer *rb;
+  uint64_t t0_ns, mark_ns;
+  struct last_mmap last[TIDS];
+  struct jit_mm_stats st;
+};
+
+static int quiet(enum libbpf_print_level level, const char *fmt, va_list ap)
+{
+  const char *e = getenv("LUASPY_BPF_DEBUG");
+  if (!e || atoi(e) < (level == LIBBPF_DEBUG ? 2 : 1)) return 0;
+  return vfprintf(stderr, fmt, ap);
+}
+
+static void count_size(struct jit_mm_stats *st, uint64_t len)
+{
+  for (int i = 0; i < JIT_MM_SIZES; i++) {
+    if (st->sizes[i].len == len || !st->sizes[i].n) {
+      st->sizes[i].len = len;
+      st->sizes[i].n++;
+      return;
+    }
+  }
+  st->other_sizes++;
+}
+
+static void count_where(struct jit_mmwatch *m, const struct jit_mm_event *e)
+{
+  struct jit_mm_stats *st = &m->st;
+  for (int i = 0; i < JIT_MM_WHERE; i++) {
+    struct jit_mm_where *x = &st->where[i];
+    if (x->n && (x->vm != e->vm || x->startpt != e->startpt ||
+                 x->startpc != e->startpc))
+      continue;
+    if (!x->n) {
+      x->vm = e->vm;
+      x->startpt = e->startpt & LJ_GC64_PTRMASK;
+      x->startpc = e->startpc;
+      x->loc = jit_loc(&m->w->locs, m->w->vms[e->vm].idx, x->startpt,
+                       x->startpc);
+    }
+    x->n++;
+    return;
+  }
+}
+
+static void bucket(struct jit_mmwatch *m, uint32_t *b, uint64_t ts)
+{
+  double t = ts > m->t0_ns ? (double)(ts - m->t0_ns) / 1e9 : 0;
+  size_t i = (size_t)(t / JIT_MM_BUCKET);
+  if (i < m->st.nbuckets) b[i]++;
+}
+
+static int on_event(void *ctx, void *data, size_t size)
+{
+  struct jit_mmwatch *m = ctx;
+  const struct jit_mm_event *e = data;
+  struct jit_mm_stats *st = &m->st;
+  struct last_mmap *l;
+  int compiling;
+  if (size < sizeof(*e) || e->kind < JIT_MM_MMAP || e->kind > JIT_MM_MPROTECT)
+    return 0;
+  st->n[e->kind]++;
+  if (m->mark_ns && e->ts > m->mark_ns) st->after_mark[e->kind]++;
+  compiling = e->vm < m->w->nvms && e->vmstate <= LJ_VMST_RECORD &&
+              e->vmstate >= LJ_VMST_ASM;
+  l = &m->last[e->tid % TIDS];
+  switch (e->kind) {
+  case JIT_MM_MMAP:
+    bucket(m, st->mmaps, e->ts);
+    if (e->ret < 0 && e->ret > -4096) {
+      st->mmap_errors++;
+      break;
+    }
+    st->mapped_bytes += e->len;
+    count_size(st, e->len);
+    if (compiling && e->vmstate == LJ_VMST_ASM) {
+      st->mcode_mmaps++;
+      count_where(m, e);
+    }
+    *l = (struct last_mmap){e->tid, e->addr, (uint64_t)e->ret, e->len};
+    break;
+  case JIT_MM_MUNMAP:
+    if (l->tid == e->tid && l->hint && l->ret != l->hint &&
+        l->ret == e->addr && l->len == e->len)
+      st->failed_placements++;
+    l->tid = 0;
+    break;
+  case JIT_MM_MPROTECT:
+    bucket(m, st->mprotects, e->ts);
+    if (compiling) st->compiling_mprotects++;
+    break;
+  }
+  return 0;
+}
+
+struct jit_mmwatch *jit_mm_open(struct jit_watch *w, double seconds,
+                                char *why, size_t len)
+{
+  struct jit_mmwatch *m = calloc(1, sizeof(*m));
+  int err;
+  libbpf_set_print(quiet);
+  if (!m) {
+    snprintf(why, len, "out of memory");
+    return NULL;
+  }
+  m->w = w;
+  m->st.nbuckets = (size_t)(seconds / JIT_MM_BUCKET) + 2;
+  m->st.mmaps = calloc(m->st.nbuckets, sizeof(uint32_t));
+  m->st.mprotects = calloc(m->st.nbuckets, sizeof(uint32_t));
+  if (!m->st.mmaps || !m->st.mprotects) {
+    snprintf(why, len, "out of memory");
+    goto fail;
+  }
+  if (!(m->skel = luaspy_jit_mm__open())) {
+    snprintf(why, len, "cannot open the BPF programs: %s", strerror(errno));
+    goto fail;
+  }
+  struct jit_mm_config *c = (struct jit_mm_config *)&m->skel->rodata->cfg;
+  c->tgid = (uint32_t)w->pid;
+  for (size_t i = 0; i < w->nvms && i < JIT_MM_MAX_VMS; i++) {
+    const struct lj_vm *vm = w->vms[i].vm;
+    c->G[i] = vm->G;
+    c->J[i] = vm->J;
+    c->nvms++;
+  }
+  if (c->nvms) {
+    const struct lj_layout *lay = w->vms[0].vm->lay;
+    c->g_vmstate = lay->g_vmstate;
+    c->tr_startpt = lay->tr_startpt; /* J->cur is at offset 0 of J */
+    c->tr_startpc = lay->tr_startpc;
+  }
+  if ((err = -luaspy_jit_mm__load(m->skel)) ||
+      (err = -luaspy_jit_mm__attach(m->skel))) {
+    snprintf(why, len, "cannot load the syscall tracer: %s%s", strerror(err),
+             err == EPERM || err == EACCES ? " (needs root or CAP_BPF+CAP_PERFMON)"
+                                           : "");
+    goto fail;
+  }
+  if (!(m->rb = ring_buffer__new(bpf_map__fd(m->skel->maps.jit_mm_events),
+                                 on_event, m, NULL))) {
+    snprintf(why, len, "cannot open the BPF ring buffer: %s", strerror(errno));
+    goto fail;
+  }
+  return m;
+fail:
+  jit_mm_close(m);
+  return NULL;
+}
+
+void jit_mm_start(struct jit_mmwatch *m, uint64_t t0_ns)
+{
+  m->t0_ns = t0_ns;
+}
+
+void jit_mm_mark(struct jit_mmwatch *m, uint64_t ns)
+{
+  m->mark_ns = ns;
+  m->st.marked = 1;
+}
+
+void jit_mm_poll(struct jit_mmwatch *m)
+{
+  ring_buffer__consume(m->rb);
+  m->st.dropped = m->skel->bss->dropped;
+}
+
+const struct jit_mm_stats *jit_mm_stats(const struct jit_mmwatch *m)
+{
+  return &m->st;
+}
+
+void jit_mm_close(struct jit_mmwatch *m)
+{
+  if (!m) return;
+  ring_buffer__free(m->rb);
+  luaspy_jit_mm__destroy(m->skel);
+  free(m->st.mmaps);
+  free(m->st.mprotects);
+  free(m);
+}
