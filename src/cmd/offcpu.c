@@ -1,0 +1,108 @@
+/*
+** luaspy offcpu: an off-CPU flame graph of a LuaJIT process, Lua, native
+** and kernel frames, by why its threads waited (see src/trace/offcpu.c).
+*/
+#define _GNU_SOURCE
+#include <getopt.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "../output/profile.h"
+#include "../proc/proc.h"
+#include "../trace/args.h"
+#include "../trace/offcpu.h"
+#include "cmd.h"
+#include "common.h"
+
+#define MIN_US_MAX 3600000000ull
+
+static void usage(FILE *f)
+{
+  fprintf(f,
+          "usage: luaspy offcpu -p PID [OPTIONS]\n\n"
+          "Times what the threads of a LuaJIT process wait for, off CPU, "
+          "with eBPF, and\nwrites a flame graph in microseconds: the root "
+          "frame says why (page fault,\nmmap_lock, file I/O, futex, sleep, "
+          "...), then native frames, the Lua stack\nwhere C entered the VM, "
+          "and kernel frames as leaves. Also prints who waited\nfor the "
+          "process's mmap_lock and who held it for writing, and how long.\n\n"
+          "  -p, --pid PID           the process\n"
+          "  -d, --duration SECONDS  stop after this long (default: until "
+          "Ctrl-C)\n"
+          "  -m, --min-us N          leave out waits shorter than N "
+          "microseconds (default 1)\n"
+          "  -o, --output FILE       where to write (default offcpu.svg); - "
+          "is stdout\n"
+          "  -f, --format FORMAT     svg, folded, pprof or speedscope "
+          "(default: by FILE's\n"
+          "                          extension; folded for -)\n"
+          "  -h, --help              this text\n\n"
+          "Needs root (or CAP_BPF, CAP_PERFMON and CAP_SYS_PTRACE).\n\n"
+          "example: luaspy offcpu -p $(pgrep -o traffic_server) -d 10 "
+          "--min-us 100 -o wait.svg\n");
+}
+
+int cmd_offcpu(int argc, char **argv)
+{
+  static const struct option opts[] = {
+      {"pid", required_argument, NULL, 'p'},
+      {"duration", required_argument, NULL, 'd'},
+      {"min-us", required_argument, NULL, 'm'},
+      {"output", required_argument, NULL, 'o'},
+      {"format", required_argument, NULL, 'f'},
+      {"help", no_argument, NULL, 'h'},
+      {NULL, 0, NULL, 0}};
+  static volatile int stop;
+  struct offcpu_opts o = {.min_us = 1, .output = "offcpu.svg", .stop = &stop};
+  char why[256];
+  int c;
+  opterr = 0;
+  while ((c = getopt_long(argc, argv, "p:d:m:o:f:h", opts, NULL)) != -1) {
+    switch (c) {
+    case 'p':
+      if (targs_pid(optarg, &o.pid)) {
+        die_msg("offcpu: invalid PID '%s'", optarg);
+        return 2;
+      }
+      break;
+    case 'd':
+      if (targs_seconds(optarg, &o.duration)) {
+        die_msg("offcpu: invalid duration '%s' (seconds, > 0)", optarg);
+        return 2;
+      }
+      break;
+    case 'm':
+      if (targs_uint(optarg, MIN_US_MAX, &o.min_us)) {
+        die_msg("offcpu: invalid --min-us '%s' (microseconds, >= 0)", optarg);
+        return 2;
+      }
+      break;
+    case 'o': o.output = optarg; break;
+    case 'f': o.format = optarg; break;
+    case 'h': usage(stdout); return 0;
+    default:
+      if (optopt && strchr("pdmof", optopt))
+        die_msg("offcpu: option '%s' needs a value", argv[optind - 1]);
+      else
+        die_msg("offcpu: unknown option '%s' (try luaspy offcpu --help)",
+                argv[optind - 1]);
+      return 2;
+    }
+  }
+  if (optind < argc) {
+    die_msg("offcpu: unexpected argument '%s'", argv[optind]);
+    return 2;
+  }
+  if (!o.pid) {
+    die_msg("offcpu: which process? give -p PID (try luaspy offcpu --help)");
+    return 2;
+  }
+  if (!profile_format(o.output, o.format)) return 2;
+  if (targs_writable("offcpu", o.output)) return 2;
+  if (proc_check(o.pid, why, sizeof(why))) {
+    die_msg("%s", why);
+    return 1;
+  }
+  install_signal_guard(&stop);
+  return offcpu_run(&o);
+}

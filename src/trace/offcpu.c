@@ -1,0 +1,331 @@
+/*
+** luaspy offcpu (see offcpu.h and src/bpf/offcpu.bpf.c).
+**
+** The kernel sends a thread's stacks at every switch-out and the time it
+** was out when it comes back, if long enough: the stacks wait here, one
+** set per thread, for their time. A state names why the thread was out,
+** from prev_state and the kernel functions on its stack; it is the root
+** frame of the flame graph, so waits of one kind add up.
+*/
+#define _GNU_SOURCE
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+
+#include "../cmd/common.h"
+#include "../output/profile.h"
+#include "offcpu.h"
+#include "offcpu.skel.h"
+#include "session.h"
+#include "topstacks.h"
+
+#define TOP_STACKS 3
+#define TOP_DEPTH 16
+
+/* The stacks of a thread that is off CPU. */
+struct pending {
+  uint32_t tid;
+  uint64_t ts;
+  struct ls_event *ev;
+  size_t cap;
+};
+
+/* Off-CPU time by state. */
+struct state_total {
+  const char *name;
+  uint64_t ns, count;
+};
+
+struct offcpu {
+  const struct offcpu_opts *o;
+  struct tsession s;
+  struct pending *pend;
+  size_t npend;
+  struct profile *prof;
+  const char **names;
+  struct state_total states[16];
+  int nstates;
+  uint64_t waits, unmatched;
+  struct topstacks *lock_waits, *lock_holds;
+  uint64_t nlock_waits, lock_wait_ns, lock_wait_max;
+  uint64_t nlock_holds, lock_hold_ns, lock_hold_max;
+  int failed;
+};
+
+/* Does some kernel frame's name contain one of words (NULL-ended)? */
+static int kernel_has(const struct tframe *f, size_t n,
+                      const char *const *words)
+{
+  for (size_t i = 0; i < n; i++) {
+    if (strcmp(f[i].kind, "kernel")) continue;
+    for (const char *const *w = words; *w; w++)
+      if (strstr(f[i].name, *w)) return 1;
+  }
+  return 0;
+}
+
+/* Why the thread was off CPU. The kernel stack says more than the task
+ * state, so it is asked first; then TASK_INTERRUPTIBLE (1) is sleeping,
+ * TASK_UNINTERRUPTIBLE (2) blocked. */
+static const char *state_of(uint64_t prev_state, const struct tframe *f,
+                            size_t n)
+{
+  static const char *const fault[] = {"exc_page_fault", "do_user_addr_fault",
+                                      "handle_mm_fault", NULL};
+  static const char *const mmlock[] = {"rwsem_down", "lock_mm_and_find_vma",
+                                       "mmap_read_lock", "mmap_write_lock",
+                                       NULL};
+  static const char *const futex[] = {"futex", NULL};
+  static const char *const io[] = {"io_schedule", "folio_wait",   "blk_",
+                                   "filemap_",    "ext4_",        "xfs_",
+                                   "nfs_",        "wait_on_page", NULL};
+  static const char *const sleep[] = {"nanosleep", NULL};
+  static const char *const child[] = {"do_wait", "wait4", NULL};
+  /* vfork's wait for the child is inlined in kernel_clone on some builds */
+  static const char *const vfork[] = {"wait_for_vfork_done", NULL};
+  static const char *const clone[] = {"kernel_clone", NULL};
+  static const char *const completion[] = {"wait_for_completion",
+                                           "__wait_for_common", NULL};
+  static const char *const poll[] = {"epoll_wait", "ep_poll",     "do_poll",
+                                     "do_select",  "do_sys_poll", NULL};
+  static const char *const net[] = {"pipe_", "unix_", "sock_",
+                                    "tcp_",  "inet_", NULL};
+  if (prev_state == 0) return "runnable (preempted)";
+  if (kernel_has(f, n, mmlock))
+    return kernel_has(f, n, fault) ? "page fault: mmap_lock" : "mmap_lock";
+  if (kernel_has(f, n, fault)) return "page fault";
+  if (kernel_has(f, n, futex)) return "lock (futex)";
+  if (kernel_has(f, n, io)) return "file I/O";
+  if (kernel_has(f, n, sleep)) return "sleep";
+  if (kernel_has(f, n, vfork) ||
+      (kernel_has(f, n, clone) && kernel_has(f, n, completion)))
+    return "vfork (waiting for the child)";
+  if (kernel_has(f, n, child)) return "waiting for a child";
+  if (kernel_has(f, n, poll)) return "poll";
+  if (kernel_has(f, n, net)) return "pipe or socket I/O";
+  if (prev_state & 2) return "blocked (D)";
+  if (prev_state & 1) return "sleeping (S)";
+  return "other";
+}
+
+static struct pending *pending_of(struct offcpu *oc, uint32_t tid, int make)
+{
+  struct pending *np;
+  for (size_t i = 0; i < oc->npend; i++)
+    if (oc->pend[i].tid == tid) return &oc->pend[i];
+  if (!make || !(np = realloc(oc->pend, (oc->npend + 1) * sizeof(*np))))
+    return NULL;
+  oc->pend = np;
+  np = &oc->pend[oc->npend++];
+  memset(np, 0, sizeof(*np));
+  np->tid = tid;
+  return np;
+}
+
+static void on_offcpu(struct offcpu *oc, const struct ls_event *ev, size_t size)
+{
+  struct pending *p = pending_of(oc, ev->h.tid, 1);
+  if (!p) {
+    oc->failed = 1;
+    return;
+  }
+  if (size > p->cap) {
+    struct ls_event *nb = realloc(p->ev, size);
+    if (!nb) {
+      oc->failed = 1;
+      return;
+    }
+    p->ev = nb;
+    p->cap = size;
+  }
+  memcpy(p->ev, ev, size);
+  p->ts = ev->h.ts;
+}
+
+static void add_state(struct offcpu *oc, const char *state, uint64_t ns)
+{
+  int i;
+  for (i = 0; i < oc->nstates; i++)
+    if (!strcmp(oc->states[i].name, state)) break;
+  if (i == oc->nstates) {
+    if (i == (int)(sizeof(oc->states) / sizeof(oc->states[0]))) return;
+    oc->states[oc->nstates++].name = state;
+  }
+  oc->states[i].ns += ns;
+  oc->states[i].count++;
+}
+
+static void on_oncpu(struct offcpu *oc, const struct ls_evhead *h)
+{
+  struct pending *p = pending_of(oc, h->tid, 0);
+  char root[96];
+  const char *state;
+  size_t n;
+  uint64_t us = (h->value + 500) / 1000;
+  if (!p || !p->ev || p->ts != h->ts) {
+    oc->unmatched++; /* its stacks were lost (ring buffer full) */
+    return;
+  }
+  n = ttarget_stack(&oc->s.tt, p->ev, 1);
+  state = state_of((uint64_t)p->ev->h.arg, oc->s.tt.frames, n);
+  add_state(oc, state, h->value);
+  oc->waits++;
+  snprintf(root, sizeof(root), "[off-cpu: %s]", state);
+  oc->names[0] = root;
+  for (size_t i = 0; i < n; i++)
+    oc->names[i + 1] = oc->s.tt.frames[i].str;
+  if (us && profile_add(oc->prof, oc->names, n + 1, us)) oc->failed = 1;
+  p->ts = 0;
+}
+
+static void on_lock(struct offcpu *oc, const struct ls_event *ev)
+{
+  size_t n = ttarget_stack(&oc->s.tt, ev, 1);
+  uint64_t ns = ev->h.value;
+  if (ev->h.type == LS_EV_MMAP_WAIT) {
+    oc->nlock_waits++;
+    oc->lock_wait_ns += ns;
+    if (ns > oc->lock_wait_max) oc->lock_wait_max = ns;
+    if (topstacks_add(oc->lock_waits, oc->s.tt.frames, n, ns)) oc->failed = 1;
+  } else {
+    oc->nlock_holds++;
+    oc->lock_hold_ns += ns;
+    if (ns > oc->lock_hold_max) oc->lock_hold_max = ns;
+    if (topstacks_add(oc->lock_holds, oc->s.tt.frames, n, ns)) oc->failed = 1;
+  }
+}
+
+static void on_event(const struct ls_event *ev, size_t size, void *arg)
+{
+  struct offcpu *oc = arg;
+  switch (ev->h.type) {
+  case LS_EV_OFFCPU: on_offcpu(oc, ev, size); break;
+  case LS_EV_ONCPU: on_oncpu(oc, &ev->h); break;
+  case LS_EV_MMAP_WAIT:
+  case LS_EV_MMAP_HOLD: on_lock(oc, ev); break;
+  }
+  if (oc->failed) *oc->o->stop = 1;
+}
+
+static int by_ns(const void *a, const void *b)
+{
+  const struct state_total *x = a, *y = b;
+  return x->ns < y->ns ? 1 : x->ns > y->ns ? -1 : 0;
+}
+
+static void summary(struct offcpu *oc, const uint64_t c[LS_NTCOUNTERS])
+{
+  FILE *f = stderr;
+  qsort(oc->states, (size_t)oc->nstates, sizeof(oc->states[0]), by_ns);
+  fprintf(f, "luaspy: %llu waits of %llu us or more in process %d",
+          (unsigned long long)oc->waits, (unsigned long long)oc->o->min_us,
+          (int)oc->o->pid);
+  if (c[LS_TC_LOST] || oc->unmatched)
+    fprintf(f, " (%llu stacks lost: ring buffer full)",
+            (unsigned long long)c[LS_TC_LOST]);
+  fprintf(f, "\n  %-32s %8s %12s\n", "state", "waits", "ms");
+  for (int i = 0; i < oc->nstates; i++)
+    fprintf(f, "  %-32s %8llu %12.3f\n", oc->states[i].name,
+            (unsigned long long)oc->states[i].count, oc->states[i].ns / 1e6);
+  fprintf(f, "mmap_lock: %llu waits, %.3f ms in all, longest %.3f ms\n",
+          (unsigned long long)oc->nlock_waits, oc->lock_wait_ns / 1e6,
+          oc->lock_wait_max / 1e6);
+  if (oc->nlock_waits) {
+    fprintf(f, "  waiters, innermost frame first:\n");
+    topstacks_print(oc->lock_waits, f, TOP_STACKS, TOP_DEPTH);
+  }
+  fprintf(f,
+          "mmap_lock held for write: %llu times, %.3f ms in all, longest "
+          "%.3f ms\n",
+          (unsigned long long)oc->nlock_holds, oc->lock_hold_ns / 1e6,
+          oc->lock_hold_max / 1e6);
+  if (oc->nlock_holds) {
+    fprintf(f, "  holders, innermost frame first:\n");
+    topstacks_print(oc->lock_holds, f, TOP_STACKS, TOP_DEPTH);
+  }
+}
+
+/* Loads and attaches the programs. NULL after an error line. */
+static struct luaspy_offcpu *load(struct offcpu *oc)
+{
+  struct luaspy_offcpu *skel;
+  int ncpus = libbpf_num_possible_cpus(), err;
+  tsession_libbpf_print();
+  if (!(skel = luaspy_offcpu__open())) {
+    die_msg("offcpu: cannot open the BPF programs: %s", strerror(errno));
+    return NULL;
+  }
+  skel->rodata->min_ns = oc->o->min_us * 1000;
+  bpf_map__set_max_entries(skel->maps.luaspy_scratch,
+                           ncpus > 0 ? (__u32)ncpus : 1);
+  if ((err = -luaspy_offcpu__load(skel)) ||
+      (err = -luaspy_offcpu__attach(skel))) {
+    die_msg("offcpu: cannot load the BPF programs: %s%s", strerror(err),
+            tsession_hint(err));
+    luaspy_offcpu__destroy(skel);
+    return NULL;
+  }
+  return skel;
+}
+
+int offcpu_run(const struct offcpu_opts *o)
+{
+  struct offcpu oc = {.o = o};
+  struct luaspy_offcpu *skel = NULL;
+  struct render_opts ro = {.title = "luaspy offcpu"};
+  uint64_t c[LS_NTCOUNTERS];
+  char sub[160];
+  int rc = 1;
+  if (ttarget_open(&oc.s.tt, o->pid)) return 1;
+  if (!(oc.prof = profile_new("us")) ||
+      !(oc.names = calloc(TSTACK_MAX + 1, sizeof(*oc.names))) ||
+      !(oc.lock_waits = topstacks_new()) ||
+      !(oc.lock_holds = topstacks_new())) {
+    die_msg("out of memory");
+    goto out;
+  }
+  if (!(skel = load(&oc))) goto out;
+  if (ttarget_push(&oc.s.tt, bpf_map__fd(skel->maps.luaspy_procs),
+                   bpf_map__fd(skel->maps.luaspy_vms))) {
+    die_msg("offcpu: cannot pass the Lua VMs to the kernel: %s",
+            strerror(errno));
+    goto out;
+  }
+  oc.s.events_fd = bpf_map__fd(skel->maps.luaspy_events);
+  oc.s.counts_fd = bpf_map__fd(skel->maps.luaspy_counts);
+  oc.s.duration = o->duration;
+  oc.s.stop = o->stop;
+  oc.s.fn = on_event;
+  oc.s.arg = &oc;
+  if (tsession_run(&oc.s, "offcpu")) goto out;
+  if (oc.failed) {
+    die_msg("out of memory");
+    goto out;
+  }
+  tsession_counts(&oc.s, c);
+  snprintf(sub, sizeof(sub),
+           "process %d: %llu waits of %llu us or more, "
+           "microseconds off CPU",
+           (int)o->pid, (unsigned long long)oc.waits,
+           (unsigned long long)o->min_us);
+  ro.subtitle = sub;
+  if (profile_write(oc.prof, o->output, o->format, &ro)) goto out;
+  summary(&oc, c);
+  if (strcmp(o->output, "-")) fprintf(stderr, "luaspy: wrote %s\n", o->output);
+  rc = 0;
+out:
+  luaspy_offcpu__destroy(skel);
+  for (size_t i = 0; i < oc.npend; i++)
+    free(oc.pend[i].ev);
+  free(oc.pend);
+  free(oc.names);
+  topstacks_free(oc.lock_waits);
+  topstacks_free(oc.lock_holds);
+  profile_free(oc.prof);
+  ttarget_close(&oc.s.tt);
+  return rc;
+}

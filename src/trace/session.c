@@ -1,0 +1,118 @@
+/*
+** The event loop of offcpu and syscalls (see session.h).
+*/
+#define _GNU_SOURCE
+#include <errno.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+
+#include "../cmd/common.h"
+#include "session.h"
+
+#define POLL_MS 100
+
+static int bpf_debug(void)
+{
+  const char *e = getenv("LUASPY_BPF_DEBUG");
+  return e ? atoi(e) : 0;
+}
+
+static int libbpf_print(enum libbpf_print_level level, const char *fmt,
+                        va_list ap)
+{
+  if (bpf_debug() < (level == LIBBPF_DEBUG ? 2 : 1)) return 0;
+  return vfprintf(stderr, fmt, ap);
+}
+
+void tsession_libbpf_print(void) { libbpf_set_print(libbpf_print); }
+
+const char *tsession_hint(int err)
+{
+  if (err == EPERM || (err == EACCES && geteuid() != 0))
+    return " (needs root or CAP_BPF+CAP_PERFMON)";
+  if (err == EACCES)
+    return " (rejected by the kernel's verifier; LUASPY_BPF_DEBUG=1 shows why)";
+  return "";
+}
+
+static double now_s(void)
+{
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+static int on_ring(void *ctx, void *data, size_t size)
+{
+  struct tsession *s = ctx;
+  const struct ls_event *ev = data;
+  size_t head =
+      offsetof(struct ls_event, lua) + offsetof(struct ls_sample, frames);
+  if (size < sizeof(struct ls_evhead)) return 0;
+  /* Events with stacks carry the whole header and their frames. */
+  if (ev->h.type != LS_EV_ONCPU &&
+      (size < head ||
+       size < head + (size_t)ev->lua.nframes * sizeof(struct ls_frame)))
+    return 0;
+  s->fn(ev, size, s->arg);
+  return 0;
+}
+
+static int alive(pid_t pid)
+{
+  char path[64], buf[512], *p;
+  FILE *f;
+  if (kill(pid, 0) && errno == ESRCH) return 0;
+  snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+  if (!(f = fopen(path, "r"))) return 0;
+  p = fgets(buf, sizeof(buf), f);
+  fclose(f);
+  return p && (p = strrchr(buf, ')')) && p[1] == ' ' && p[2] != 'Z' &&
+         p[2] != 'X';
+}
+
+int tsession_run(struct tsession *s, const char *cmd)
+{
+  struct ring_buffer *rb = ring_buffer__new(s->events_fd, on_ring, s, NULL);
+  double start = now_s();
+  int rc = 0;
+  if (!rb) {
+    die_msg("%s: cannot read the ring buffer: %s", cmd, strerror(errno));
+    return 1;
+  }
+  while (!*s->stop && (s->duration <= 0 || now_s() - start < s->duration)) {
+    int n = ring_buffer__poll(rb, POLL_MS);
+    if (n < 0 && n != -EINTR) {
+      die_msg("%s: reading events failed: %s", cmd, strerror(-n));
+      rc = 1;
+      break;
+    }
+    if (!alive(s->tt.pid)) break;
+  }
+  /* What is still in the ring buffer belongs to the recording. */
+  while (ring_buffer__poll(rb, 0) > 0)
+    continue;
+  ring_buffer__free(rb);
+  return rc;
+}
+
+void tsession_counts(const struct tsession *s, uint64_t c[LS_NTCOUNTERS])
+{
+  int ncpus = libbpf_num_possible_cpus();
+  __u64 *v = ncpus > 0 ? calloc((size_t)ncpus, sizeof(*v)) : NULL;
+  for (__u32 i = 0; i < LS_NTCOUNTERS; i++) {
+    c[i] = 0;
+    if (v && !bpf_map_lookup_elem(s->counts_fd, &i, v))
+      for (int k = 0; k < ncpus; k++)
+        c[i] += v[k];
+  }
+  free(v);
+}

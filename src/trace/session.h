@@ -1,0 +1,36 @@
+/*
+** What offcpu and syscalls share around their BPF programs: libbpf's
+** messages, load failures in one line, and the loop that hands events
+** from the ring buffer to the command until the duration ends, Ctrl-C, or
+** the target exits.
+*/
+#ifndef LUASPY_TSESSION_H
+#define LUASPY_TSESSION_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "../bpf/trace.h"
+#include "stacks.h"
+
+typedef void (*tevent_fn)(const struct ls_event *ev, size_t size, void *arg);
+
+struct tsession {
+  struct ttarget tt;
+  int events_fd, counts_fd; /* ring buffer, enum ls_tcounter counters */
+  double duration;          /* seconds; 0: until Ctrl-C or exit */
+  volatile int *stop;
+  tevent_fn fn;
+  void *arg;
+};
+
+/* Routes libbpf's messages (LUASPY_BPF_DEBUG=1: warnings, 2: all). */
+void tsession_libbpf_print(void);
+/* Why loading or attaching failed, hinting at permissions. */
+const char *tsession_hint(int err);
+/* Runs until done. Returns 0, or 1 after an error line. */
+int tsession_run(struct tsession *s, const char *cmd);
+/* Totals of the per-CPU counters. */
+void tsession_counts(const struct tsession *s, uint64_t c[LS_NTCOUNTERS]);
+
+#endif

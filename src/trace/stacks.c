@@ -1,0 +1,216 @@
+/*
+** Naming the stacks of traced events (see stacks.h).
+*/
+#define _GNU_SOURCE
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <bpf/bpf.h>
+
+#include "../cmd/common.h"
+#include "stacks.h"
+
+_Static_assert(LS_RAW_NATIVE == LJ_RAW_NATIVE && LS_RAW_FUNC == LJ_RAW_FUNC,
+               "raw frame kinds differ");
+_Static_assert(LJ_MAX_OBJECTS <= LS_MAX_OBJS, "too many LuaJIT objects");
+
+int ttarget_open(struct ttarget *tt, pid_t pid)
+{
+  char why[512];
+  memset(tt, 0, sizeof(*tt));
+  tt->pid = pid;
+  if (lj_discover(pid, &tt->t, why, sizeof(why))) {
+    die_msg("%s", why);
+    return -1;
+  }
+  if (!(tt->sym = lj_symbolizer_new(pid, &tt->t)) ||
+      !(tt->uw = unwinder_new(pid)) ||
+      !(tt->frames = calloc(TSTACK_MAX, sizeof(*tt->frames))) ||
+      !(tt->raw = calloc(LS_MAX_FRAMES, sizeof(*tt->raw)))) {
+    die_msg("out of memory");
+    ttarget_close(tt);
+    return -1;
+  }
+  tt->ks = ksyms_load();
+  return 0;
+}
+
+void ttarget_close(struct ttarget *tt)
+{
+  lj_symbolizer_free(tt->sym);
+  unwinder_free(tt->uw);
+  ksyms_free(tt->ks);
+  free(tt->frames);
+  free(tt->raw);
+  lj_target_free(&tt->t);
+  memset(tt, 0, sizeof(*tt));
+}
+
+int ttarget_push(const struct ttarget *tt, int procs_fd, int vms_fd)
+{
+  const struct lj_target *t = &tt->t;
+  struct ls_proc proc;
+  __u32 pid = (__u32)t->pid;
+  memset(&proc, 0, sizeof(proc));
+  proc.nvms = (__u32)t->nvms;
+  proc.nobjs = (__u32)t->nobjs;
+  for (int i = 0; i < t->nobjs; i++) {
+    proc.text_lo[i] = t->objs[i].text_lo;
+    proc.text_hi[i] = t->objs[i].text_hi;
+  }
+  for (size_t i = 0; i < t->nvms; i++) {
+    const struct lj_vm *v = &t->vms[i];
+    struct ls_vmkey key = {.pid = pid, .dispatch = v->dispatch};
+    struct ls_vm val = {.G = v->G,
+                        .J = v->J,
+                        .mainL = v->mainL,
+                        .code_lo = v->code_lo,
+                        .code_hi = v->code_hi,
+                        .lay = *v->lay};
+    if (bpf_map_update_elem(vms_fd, &key, &val, BPF_ANY)) return -1;
+    proc.single_dispatch = v->dispatch;
+  }
+  return bpf_map_update_elem(procs_fd, &pid, &proc, BPF_ANY);
+}
+
+static const struct lj_vm *vm_of(const struct ttarget *tt, uint64_t dispatch)
+{
+  for (size_t i = 0; i < tt->t.nvms; i++)
+    if (tt->t.vms[i].dispatch == dispatch) return &tt->t.vms[i];
+  return NULL;
+}
+
+static int in_vm_code(const struct ttarget *tt, uint64_t pc)
+{
+  for (size_t i = 0; i < tt->t.nvms; i++)
+    if (pc >= tt->t.vms[i].code_lo && pc < tt->t.vms[i].code_hi) return 1;
+  return 0;
+}
+
+static void from_lj(struct tframe *f, const struct lj_frame *lf)
+{
+  f->kind = lj_kind_name(lf->kind);
+  snprintf(f->name, sizeof(f->name), "%s", lf->name);
+  snprintf(f->chunk, sizeof(f->chunk), "%s", lf->chunk);
+  f->line = lf->line;
+  lj_frame_format(lf, f->str, sizeof(f->str));
+}
+
+static void marker(struct tframe *f, const char *s)
+{
+  f->kind = "vm";
+  snprintf(f->name, sizeof(f->name), "%s", s);
+  f->chunk[0] = 0;
+  f->line = -1;
+  snprintf(f->str, sizeof(f->str), "%s", s);
+}
+
+static void native(struct ttarget *tt, struct tframe *f, uint64_t pc)
+{
+  struct lj_rawframe rf = {.kind = LJ_RAW_NATIVE, .pc = pc};
+  struct lj_frame lf;
+  lj_symbolize(tt->sym, &tt->t.vms[0], &rf, 1, &lf); /* any VM: for layout */
+  from_lj(f, &lf);
+}
+
+/* The Lua frames of ev, root first, at out. Returns how many. */
+static size_t lua_frames(struct ttarget *tt, const struct ls_sample *s,
+                         struct tframe *out)
+{
+  struct lj_rawframe *raw = tt->raw;
+  const struct lj_vm *vm;
+  size_t n = 0, nf = s->nframes < LS_MAX_FRAMES ? s->nframes : LS_MAX_FRAMES;
+  if (s->status != LS_WALKED || !(vm = vm_of(tt, s->dispatch))) return 0;
+  for (size_t i = 0; i < nf; i++) {
+    const struct ls_frame *f = &s->frames[i];
+    raw[i] = (struct lj_rawframe){.kind = f->kind,
+                                  .ftype = f->ftype,
+                                  .aux = f->aux,
+                                  .fn = f->fn,
+                                  .pc = f->pc,
+                                  .L = f->L};
+  }
+  /* Named after the call site, as record and dump do. */
+  for (size_t i = 0; i + 1 < nf; i++)
+    if (raw[i].kind == LJ_RAW_FUNC && raw[i + 1].kind == LJ_RAW_FUNC &&
+        raw[i + 1].L == raw[i].L) {
+      raw[i].callfn = raw[i + 1].fn;
+      raw[i].callpc = raw[i + 1].pc;
+    }
+  if (s->partial != LS_OK && s->partial <= LS_PARTIAL_LOOP) {
+    char buf[64];
+    snprintf(buf, sizeof(buf), "[partial: %s]",
+             lj_partial_name((enum lj_partial)s->partial));
+    marker(&out[n++], buf);
+  }
+  for (size_t i = nf; i-- > 0;) {
+    struct lj_frame lf;
+    /* The C function on top: the native unwinder has it, and its callers. */
+    if (raw[i].kind == LJ_RAW_NATIVE) continue;
+    lj_symbolize(tt->sym, vm, &raw[i], 1, &lf);
+    from_lj(&out[n++], &lf);
+  }
+  return n;
+}
+
+/* Frames of the tracing machinery that took the stack, not the thread's.
+ * BPF code without a kallsyms entry lies past the kernel's text: it reads
+ * as _einittext, the last text symbol. */
+static int is_tracing(const char *name)
+{
+  static const char *const prefixes[] = {"bpf_prog_",
+                                         "bpf_trace_run",
+                                         "__bpf_trace_",
+                                         "__traceiter_",
+                                         "__mmap_lock_do_trace_",
+                                         "_einittext",
+                                         NULL};
+  for (const char *const *p = prefixes; *p; p++)
+    if (!strncmp(name, *p, strlen(*p))) return 1;
+  return 0;
+}
+
+size_t ttarget_stack(struct ttarget *tt, const struct ls_event *ev,
+                     int with_kernel)
+{
+  uint64_t pcs[UNWIND_MAX_FRAMES];
+  struct unwind_regs r = {.ip = ev->nat.ip, .sp = ev->nat.sp, .bp = ev->nat.bp};
+  size_t ulen = ev->nat.ulen < LS_USTACK_BYTES ? ev->nat.ulen : LS_USTACK_BYTES;
+  size_t np =
+      unwind_stack(tt->uw, &r, ev->nat.ustack, ulen, pcs, UNWIND_MAX_FRAMES);
+  size_t n = 0, splice = np, nl;
+  struct tframe *f = tt->frames;
+  /* pcs is innermost first: the innermost VM frame is the splice point. */
+  for (size_t i = 0; i < np; i++)
+    if (in_vm_code(tt, pcs[i])) {
+      splice = i;
+      break;
+    }
+  for (size_t i = np; i-- > splice;)
+    native(tt, &f[n++], pcs[i]);
+  nl = lua_frames(tt, &ev->lua, &f[n]);
+  n += nl;
+  for (size_t i = splice < np ? splice : np; i-- > 0;)
+    native(tt, &f[n++], pcs[i]);
+  if (with_kernel) {
+    size_t nk = ev->nat.kdepth < LS_KSTACK_MAX ? ev->nat.kdepth : LS_KSTACK_MAX;
+    for (size_t i = nk; i-- > 0;) {
+      const char *name = ksyms_name(tt->ks, ev->nat.kstack[i]);
+      struct tframe *k;
+      if (name && is_tracing(name)) continue;
+      k = &f[n++];
+      k->kind = "kernel";
+      if (name)
+        snprintf(k->name, sizeof(k->name), "%s", name);
+      else
+        snprintf(k->name, sizeof(k->name), "0x%llx",
+                 (unsigned long long)ev->nat.kstack[i]);
+      k->chunk[0] = 0;
+      k->line = -1;
+      snprintf(k->str, sizeof(k->str), "kernel:%s", k->name);
+    }
+  }
+  if (!n) marker(&f[n++], "[unknown]");
+  return n;
+}

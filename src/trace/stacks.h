@@ -1,0 +1,60 @@
+/*
+** One traced process and the naming of the stacks its events carry
+** (struct ls_event of src/bpf/trace.h): kernel frames from kallsyms,
+** native frames unwound with CFI (src/unwind/), Lua frames from the
+** kernel's walk, named as `dump` names them.
+**
+** Order, root first: the native frames from the outermost down to the
+** innermost one in the VM's assembler code (lj_vm_*, lj_BC_*: where C
+** enters Lua), the Lua frames, the native frames called from Lua (a
+** lua_CFunction, FFI, libc), then the kernel frames. Without a VM frame
+** among the native ones (unwinding stopped early, in JIT-compiled code
+** for one), the Lua frames come first.
+*/
+#ifndef LUASPY_STACKS_H
+#define LUASPY_STACKS_H
+
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "../bpf/trace.h"
+#include "../luajit/luajit.h"
+#include "../unwind/unwind.h"
+#include "ksyms.h"
+
+#define TFRAME_STR_MAX (LJ_NAME_MAX + LJ_CHUNK_MAX + 32)
+#define TSTACK_MAX (LS_MAX_FRAMES + UNWIND_MAX_FRAMES + LS_KSTACK_MAX + 4)
+
+struct tframe {
+  const char *kind; /* lj_kind_name's, or "kernel" */
+  char name[LJ_NAME_MAX];
+  char chunk[LJ_CHUNK_MAX]; /* "" when none */
+  int line;                 /* -1 when unknown */
+  char str[TFRAME_STR_MAX]; /* the naming contract's string */
+};
+
+struct ttarget {
+  pid_t pid;
+  struct lj_target t;
+  struct lj_symbolizer *sym;
+  struct unwinder *uw;
+  struct ksyms *ks;        /* NULL: kernel frames are named by address */
+  struct tframe *frames;   /* TSTACK_MAX, root first, as last named */
+  struct lj_rawframe *raw; /* LS_MAX_FRAMES: the Lua frames being named */
+};
+
+/* Finds the VMs of pid and prepares naming. Returns 0, or -1 after one
+ * error line on stderr. */
+int ttarget_open(struct ttarget *tt, pid_t pid);
+void ttarget_close(struct ttarget *tt);
+
+/* Tells the kernel which process and VMs to walk, through the BPF maps
+ * luaspy_procs and luaspy_vms (fds). Returns 0 or -1 (errno). */
+int ttarget_push(const struct ttarget *tt, int procs_fd, int vms_fd);
+
+/* Names ev's stacks into tt->frames, root first; with_kernel: its kernel
+ * frames too. Returns how many. */
+size_t ttarget_stack(struct ttarget *tt, const struct ls_event *ev,
+                     int with_kernel);
+
+#endif
