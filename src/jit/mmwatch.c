@@ -8,7 +8,6 @@
 */
 #define _GNU_SOURCE
 #include <errno.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,6 +15,7 @@
 
 #include <bpf/libbpf.h>
 
+#include "../record/bpfglue.h"
 #include "mm_event.h" /* before the skeleton, which uses its types */
 #include "jit_mm.skel.h"
 #include "mmwatch.h"
@@ -35,13 +35,6 @@ struct jit_mmwatch {
   struct last_mmap last[TIDS];
   struct jit_mm_stats st;
 };
-
-static int quiet(enum libbpf_print_level level, const char *fmt, va_list ap)
-{
-  const char *e = getenv("LUASPY_BPF_DEBUG");
-  if (!e || atoi(e) < (level == LIBBPF_DEBUG ? 2 : 1)) return 0;
-  return vfprintf(stderr, fmt, ap);
-}
 
 static void count_size(struct jit_mm_stats *st, uint64_t len)
 {
@@ -130,7 +123,7 @@ struct jit_mmwatch *jit_mm_open(struct jit_watch *w, double seconds,
 {
   struct jit_mmwatch *m = calloc(1, sizeof(*m));
   int err;
-  libbpf_set_print(quiet);
+  bpfglue_quiet_libbpf();
   if (!m) {
     snprintf(why, len, "out of memory");
     return NULL;

@@ -5,7 +5,6 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <linux/perf_event.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,6 +15,7 @@
 #include <bpf/libbpf.h>
 
 #include "record.skel.h"
+#include "bpfglue.h"
 #include "sampler.h"
 
 /* The BPF side spells luajit.h's enums as plain numbers. */
@@ -40,32 +40,6 @@ struct sampler {
   void *arg;
   int handled;
 };
-
-/* libbpf explains failures at length on stderr; luaspy prints one line.
- * LUASPY_BPF_DEBUG=1 shows libbpf's warnings (the verifier's log of a
- * rejected program), 2 also its debug messages and the verifier's
- * statistics for the loaded program. */
-static int bpf_debug(void)
-{
-  const char *e = getenv("LUASPY_BPF_DEBUG");
-  return e ? atoi(e) : 0;
-}
-
-static int libbpf_print(enum libbpf_print_level level, const char *fmt,
-                        va_list ap)
-{
-  if (bpf_debug() < (level == LIBBPF_DEBUG ? 2 : 1)) return 0;
-  return vfprintf(stderr, fmt, ap);
-}
-
-static const char *perm_hint(int err)
-{
-  if (err == EPERM || (err == EACCES && geteuid() != 0))
-    return " (needs root or CAP_BPF+CAP_PERFMON)";
-  if (err == EACCES) /* root, so the verifier said no */
-    return " (rejected by the kernel's verifier; LUASPY_BPF_DEBUG=1 shows why)";
-  return "";
-}
 
 static int open_cpu_clock(int cpu, int hz)
 {
@@ -93,7 +67,7 @@ static int attach_all(struct sampler *s, int hz, char *why, size_t len)
                hz, strerror(err),
                err == EINVAL
                    ? " (see /proc/sys/kernel/perf_event_max_sample_rate)"
-                   : perm_hint(err));
+                   : bpfglue_hint(err));
       return -1;
     }
     s->pfds[cpu] = fd;
@@ -102,7 +76,7 @@ static int attach_all(struct sampler *s, int hz, char *why, size_t len)
     if (!s->links[cpu]) {
       int err = errno;
       snprintf(why, len, "cannot attach the BPF program to CPU %d: %s%s", cpu,
-               strerror(err), perm_hint(err));
+               strerror(err), bpfglue_hint(err));
       return -1;
     }
     s->pfds[cpu] = -1; /* the link owns it now: destroying it closes it */
@@ -119,7 +93,7 @@ struct sampler *sampler_open(int hz, char *why, size_t len)
 {
   struct sampler *s = calloc(1, sizeof(*s));
   int err;
-  libbpf_set_print(libbpf_print);
+  bpfglue_quiet_libbpf();
   if (!s) {
     snprintf(why, len, "out of memory");
     return NULL;
@@ -143,12 +117,12 @@ struct sampler *sampler_open(int hz, char *why, size_t len)
     goto fail;
   }
   bpf_map__set_max_entries(s->skel->maps.luaspy_scratch, (__u32)s->ncpus);
-  if (bpf_debug() >= 2)
+  if (bpfglue_debug_level() >= 2)
     bpf_program__set_log_level(s->skel->progs.luaspy_sample, 4 /* stats */);
   if ((err = luaspy_record__load(s->skel))) {
     err = -err;
     snprintf(why, len, "cannot load BPF programs: %s%s", strerror(err),
-             perm_hint(err));
+             bpfglue_hint(err));
     goto fail;
   }
   if (attach_all(s, hz, why, len)) goto fail;
@@ -199,28 +173,10 @@ static void drop_vms(struct sampler *s, __u32 pid, const struct lj_target *keep)
 
 int sampler_set_target(struct sampler *s, const struct lj_target *t)
 {
-  struct ls_proc proc;
-  __u32 pid = (__u32)t->pid;
-  int procs = bpf_map__fd(s->skel->maps.luaspy_procs);
-  int vms = bpf_map__fd(s->skel->maps.luaspy_vms);
-  memset(&proc, 0, sizeof(proc));
-  proc.nvms = (__u32)t->nvms;
-  proc.nobjs = (__u32)t->nobjs;
-  for (int i = 0; i < t->nobjs; i++) {
-    proc.text_lo[i] = t->objs[i].text_lo;
-    proc.text_hi[i] = t->objs[i].text_hi;
-  }
-  for (size_t i = 0; i < t->nvms; i++) {
-    const struct lj_vm *v = &t->vms[i];
-    struct ls_vmkey key = {.pid = pid, .dispatch = v->dispatch};
-    struct ls_vm val = {.G = v->G, .J = v->J, .mainL = v->mainL,
-                        .code_lo = v->code_lo, .code_hi = v->code_hi,
-                        .lay = *v->lay};
-    if (bpf_map_update_elem(vms, &key, &val, BPF_ANY)) return -1;
-    proc.single_dispatch = v->dispatch;
-  }
-  if (bpf_map_update_elem(procs, &pid, &proc, BPF_ANY)) return -1;
-  drop_vms(s, pid, t); /* closed since the last discovery */
+  if (bpfglue_push_target(bpf_map__fd(s->skel->maps.luaspy_procs),
+                          bpf_map__fd(s->skel->maps.luaspy_vms), t))
+    return -1;
+  drop_vms(s, (__u32)t->pid, t); /* closed since the last discovery */
   return 0;
 }
 

@@ -20,6 +20,7 @@
 #include "../output/profile.h"
 #include "offcpu.h"
 #include "offcpu.skel.h"
+#include "../record/bpfglue.h"
 #include "session.h"
 #include "topstacks.h"
 
@@ -254,7 +255,7 @@ static struct luaspy_offcpu *load(struct offcpu *oc)
 {
   struct luaspy_offcpu *skel;
   int ncpus = libbpf_num_possible_cpus(), err;
-  tsession_libbpf_print();
+  bpfglue_quiet_libbpf();
   if (!(skel = luaspy_offcpu__open())) {
     die_msg("offcpu: cannot open the BPF programs: %s", strerror(errno));
     return NULL;
@@ -265,7 +266,7 @@ static struct luaspy_offcpu *load(struct offcpu *oc)
   if ((err = -luaspy_offcpu__load(skel)) ||
       (err = -luaspy_offcpu__attach(skel))) {
     die_msg("offcpu: cannot load the BPF programs: %s%s", strerror(err),
-            tsession_hint(err));
+            bpfglue_hint(err));
     luaspy_offcpu__destroy(skel);
     return NULL;
   }

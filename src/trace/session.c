@@ -4,7 +4,6 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <signal.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,29 +18,6 @@
 
 #define POLL_MS 100
 
-static int bpf_debug(void)
-{
-  const char *e = getenv("LUASPY_BPF_DEBUG");
-  return e ? atoi(e) : 0;
-}
-
-static int libbpf_print(enum libbpf_print_level level, const char *fmt,
-                        va_list ap)
-{
-  if (bpf_debug() < (level == LIBBPF_DEBUG ? 2 : 1)) return 0;
-  return vfprintf(stderr, fmt, ap);
-}
-
-void tsession_libbpf_print(void) { libbpf_set_print(libbpf_print); }
-
-const char *tsession_hint(int err)
-{
-  if (err == EPERM || (err == EACCES && geteuid() != 0))
-    return " (needs root or CAP_BPF+CAP_PERFMON)";
-  if (err == EACCES)
-    return " (rejected by the kernel's verifier; LUASPY_BPF_DEBUG=1 shows why)";
-  return "";
-}
 
 static double now_s(void)
 {

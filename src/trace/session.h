@@ -24,10 +24,6 @@ struct tsession {
   void *arg;
 };
 
-/* Routes libbpf's messages (LUASPY_BPF_DEBUG=1: warnings, 2: all). */
-void tsession_libbpf_print(void);
-/* Why loading or attaching failed, hinting at permissions. */
-const char *tsession_hint(int err);
 /* Runs until done. Returns 0, or 1 after an error line. */
 int tsession_run(struct tsession *s, const char *cmd);
 /* Totals of the per-CPU counters. */

@@ -9,6 +9,7 @@
 #include <bpf/bpf.h>
 
 #include "../cmd/common.h"
+#include "../record/bpfglue.h"
 #include "stacks.h"
 
 _Static_assert(LS_RAW_NATIVE == LJ_RAW_NATIVE && LS_RAW_FUNC == LJ_RAW_FUNC,
@@ -49,29 +50,7 @@ void ttarget_close(struct ttarget *tt)
 
 int ttarget_push(const struct ttarget *tt, int procs_fd, int vms_fd)
 {
-  const struct lj_target *t = &tt->t;
-  struct ls_proc proc;
-  __u32 pid = (__u32)t->pid;
-  memset(&proc, 0, sizeof(proc));
-  proc.nvms = (__u32)t->nvms;
-  proc.nobjs = (__u32)t->nobjs;
-  for (int i = 0; i < t->nobjs; i++) {
-    proc.text_lo[i] = t->objs[i].text_lo;
-    proc.text_hi[i] = t->objs[i].text_hi;
-  }
-  for (size_t i = 0; i < t->nvms; i++) {
-    const struct lj_vm *v = &t->vms[i];
-    struct ls_vmkey key = {.pid = pid, .dispatch = v->dispatch};
-    struct ls_vm val = {.G = v->G,
-                        .J = v->J,
-                        .mainL = v->mainL,
-                        .code_lo = v->code_lo,
-                        .code_hi = v->code_hi,
-                        .lay = *v->lay};
-    if (bpf_map_update_elem(vms_fd, &key, &val, BPF_ANY)) return -1;
-    proc.single_dispatch = v->dispatch;
-  }
-  return bpf_map_update_elem(procs_fd, &pid, &proc, BPF_ANY);
+  return bpfglue_push_target(procs_fd, vms_fd, &tt->t);
 }
 
 static const struct lj_vm *vm_of(const struct ttarget *tt, uint64_t dispatch)

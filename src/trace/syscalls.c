@@ -19,6 +19,7 @@
 #include "../output/json.h"
 #include "../output/profile.h"
 #include "../output/strmap.h"
+#include "../record/bpfglue.h"
 #include "session.h"
 #include "syscalls.h"
 #include "syscalls.skel.h"
@@ -430,7 +431,7 @@ static struct luaspy_syscalls *load(const struct syscalls_opts *o)
 {
   struct luaspy_syscalls *skel;
   int ncpus = libbpf_num_possible_cpus(), err;
-  tsession_libbpf_print();
+  bpfglue_quiet_libbpf();
   if (!(skel = luaspy_syscalls__open())) {
     die_msg("syscalls: cannot open the BPF programs: %s", strerror(errno));
     return NULL;
@@ -452,7 +453,7 @@ static struct luaspy_syscalls *load(const struct syscalls_opts *o)
   return skel;
 fail:
   die_msg("syscalls: cannot load the BPF programs: %s%s", strerror(err),
-          tsession_hint(err));
+          bpfglue_hint(err));
   luaspy_syscalls__destroy(skel);
   return NULL;
 }
