@@ -2,9 +2,7 @@
 ** Capturing the stacks of the current thread into a struct ls_event
 ** (trace.h): kernel stack, user registers and a copy of the user stack
 ** for unwinding in user space, and the Lua stack (luawalk.bpf.h). Shared
-** by offcpu.bpf.c and syscalls.bpf.c; the includer defines the maps
-** luaspy_scratch (struct ls_event, one per CPU), luaspy_events (ring
-** buffer) and luaspy_counts (enum ls_tcounter).
+** by offcpu.bpf.c and syscalls.bpf.c, with the maps below.
 */
 #ifndef LUASPY_BPF_CAPTURE_H
 #define LUASPY_BPF_CAPTURE_H
@@ -12,6 +10,28 @@
 #include "luawalk.bpf.h"
 #include "trace.h"
 
+/* One event under construction per CPU (user space sets the size to the
+ * number of CPUs). */
+struct {
+  __uint(type, BPF_MAP_TYPE_ARRAY);
+  __uint(max_entries, 1);
+  __type(key, __u32);
+  __type(value, struct ls_event);
+} luaspy_scratch SEC(".maps");
+
+struct {
+  __uint(type, BPF_MAP_TYPE_RINGBUF);
+  __uint(max_entries, 64 << 20);
+} luaspy_events SEC(".maps");
+
+struct {
+  __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+  __uint(max_entries, LS_NTCOUNTERS);
+  __type(key, __u32);
+  __type(value, __u64);
+} luaspy_counts SEC(".maps");
+
+/* Counters by enum ls_tcounter. */
 static __always_inline void tcount(__u32 idx)
 {
   __u64 *c = bpf_map_lookup_elem(&luaspy_counts, &idx);

@@ -25,26 +25,6 @@ char LICENSE[] SEC("license") = "GPL";
 
 const volatile __u64 min_ns = 0;
 
-/* One event under construction per CPU, sized by user space. */
-struct {
-  __uint(type, BPF_MAP_TYPE_ARRAY);
-  __uint(max_entries, 1);
-  __type(key, __u32);
-  __type(value, struct ls_event);
-} luaspy_scratch SEC(".maps");
-
-struct {
-  __uint(type, BPF_MAP_TYPE_RINGBUF);
-  __uint(max_entries, 64 << 20);
-} luaspy_events SEC(".maps");
-
-struct {
-  __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-  __uint(max_entries, LS_NTCOUNTERS);
-  __type(key, __u32);
-  __type(value, __u64);
-} luaspy_counts SEC(".maps");
-
 /* When a thread (key: tid) switched out, took mmap_lock, began waiting. */
 struct {
   __uint(type, BPF_MAP_TYPE_HASH);

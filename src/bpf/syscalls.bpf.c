@@ -37,25 +37,6 @@ const volatile __u32 filtered = 0;
 
 struct {
   __uint(type, BPF_MAP_TYPE_ARRAY);
-  __uint(max_entries, 1);
-  __type(key, __u32);
-  __type(value, struct ls_event);
-} luaspy_scratch SEC(".maps");
-
-struct {
-  __uint(type, BPF_MAP_TYPE_RINGBUF);
-  __uint(max_entries, 64 << 20);
-} luaspy_events SEC(".maps");
-
-struct {
-  __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-  __uint(max_entries, LS_NTCOUNTERS);
-  __type(key, __u32);
-  __type(value, __u64);
-} luaspy_counts SEC(".maps");
-
-struct {
-  __uint(type, BPF_MAP_TYPE_ARRAY);
   __uint(max_entries, LS_MAX_SYSCALLS);
   __type(key, __u32);
   __type(value, __u8);
