@@ -23,6 +23,17 @@ void die_msg(const char *fmt, ...)
   fputc('\n', stderr);
 }
 
+int usage_error(const char *cmd, const char *fmt, ...)
+{
+  va_list ap;
+  fprintf(stderr, "luaspy: %s: ", cmd);
+  va_start(ap, fmt);
+  vfprintf(stderr, fmt, ap);
+  va_end(ap);
+  fprintf(stderr, " (try 'luaspy %s --help')\n", cmd);
+  return 2;
+}
+
 int parse_pids(const char *s, pid_t *pids, int max)
 {
   int n = 0;

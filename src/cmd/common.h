@@ -9,6 +9,11 @@
 /* One error line on stderr, prefixed "luaspy: ". */
 void die_msg(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
+/* A usage error of command cmd: one line on stderr that points at the
+ * command's --help. Returns 2, the exit status for usage errors. */
+int usage_error(const char *cmd, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
 /* Parses "123" or "12,34"; returns the count or -1. */
 int parse_pids(const char *s, pid_t *pids, int max);
 

@@ -6,7 +6,6 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <getopt.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,6 +13,7 @@
 #include "../output/diff_svg.h"
 #include "../output/profile.h"
 #include "cmd.h"
+#include "common.h"
 
 static void usage(FILE *f)
 {
@@ -58,19 +58,6 @@ static void usage(FILE *f)
       "\n"
       "exit status: 0 done, 1 bad input or output error, 2 usage error.\n",
       f);
-}
-
-static int __attribute__((format(printf, 1, 2)))
-usage_error(const char *fmt, ...)
-{
-  va_list ap;
-
-  fputs("luaspy: diff: ", stderr);
-  va_start(ap, fmt);
-  vfprintf(stderr, fmt, ap);
-  va_end(ap);
-  fputs(" (try 'luaspy diff --help')\n", stderr);
-  return 2;
 }
 
 /* A recording as a profile, or NULL after a message. */
@@ -133,19 +120,19 @@ int cmd_diff(int argc, char **argv)
       usage(stdout);
       return 0;
     case ':':
-      return usage_error("missing argument to '%s'", argv[optind - 1]);
+      return usage_error("diff", "missing argument to '%s'", argv[optind - 1]);
     default: /* optopt is 0 for long options */
-      return usage_error("unknown option '%s'",
+      return usage_error("diff", "unknown option '%s'",
                          optopt ? opt : argv[optind - 1]);
     }
   }
   if (argc - optind < 2)
-    return usage_error("needs two recordings, BEFORE and AFTER");
+    return usage_error("diff", "needs two recordings, BEFORE and AFTER");
   if (argc - optind > 2)
-    return usage_error("two recordings only, not also '%s'",
+    return usage_error("diff", "two recordings only, not also '%s'",
                        argv[optind + 2]);
   if (!strcmp(argv[optind], "-") && !strcmp(argv[optind + 1], "-"))
-    return usage_error("only one of BEFORE and AFTER can be standard input");
+    return usage_error("diff", "only one of BEFORE and AFTER can be standard input");
 
   ok = (before = read_recording(argv[optind])) &&
        (after = read_recording(argv[optind + 1]));

@@ -109,11 +109,13 @@ static void json_hex(struct json *j, const char *key, uint64_t v)
   json_str(j, buf);
 }
 
-static void print_json(FILE *out, pid_t pid, const struct lj_target *t,
+static int print_json(FILE *out, pid_t pid, const struct lj_target *t,
                        struct lj_walk *walks, struct lj_symbolizer *sym)
 {
   char exe[PROC_PATH_MAX] = "", buf[LJ_NAME_MAX + LJ_CHUNK_MAX + 32];
   struct json *j = json_new(out);
+  int rc;
+  if (!j) return -1; /* json_new said why */
   proc_exe(pid, exe, sizeof(exe));
   json_begin_obj(j);
   json_key(j, "pid");
@@ -173,8 +175,9 @@ static void print_json(FILE *out, pid_t pid, const struct lj_target *t,
   json_end_arr(j);
   json_end_obj(j);
   fputc('\n', out);
-  json_done(j);
+  rc = json_done(j); /* says why on failure */
   json_free(j);
+  return rc;
 }
 
 int cmd_dump(int argc, char **argv)
@@ -194,30 +197,22 @@ int cmd_dump(int argc, char **argv)
   while ((c = getopt_long(argc, argv, ":p:jh", opts, NULL)) != -1) {
     switch (c) {
     case 'p':
-      if (parse_pids(optarg, &pid, 1) != 1) {
-        die_msg("dump: invalid PID '%s'", optarg);
-        return 2;
-      }
+      if (parse_pids(optarg, &pid, 1) != 1)
+        return usage_error("dump", "invalid PID '%s'", optarg);
       break;
     case 'j': json = 1; break;
     case 'S': nostop = 1; break;
     case 'h': usage(stdout); return 0;
     case ':':
-      die_msg("dump: option '%s' needs a value (try luaspy dump --help)",
-              argv[optind - 1]);
-      return 2;
+      return usage_error("dump", "option '%s' needs a value",
+                         argv[optind - 1]);
     default:
-      die_msg("dump: unknown option '%s' (try luaspy dump --help)",
-              argv[optind - 1]);
-      return 2;
+      return usage_error("dump", "unknown option '%s'", argv[optind - 1]);
     }
   }
-  if (!pid || optind < argc) {
-    die_msg(pid ? "dump: unexpected argument '%s'"
-                : "dump: which process? give -p PID (try luaspy dump --help)",
-            optind < argc ? argv[optind] : "");
-    return 2;
-  }
+  if (optind < argc)
+    return usage_error("dump", "unexpected argument '%s'", argv[optind]);
+  if (!pid) return usage_error("dump", "which process? give -p PID");
   install_signal_guard(NULL);
   if (proc_check(pid, why, sizeof(why)) || lj_discover(pid, &t, why, sizeof(why))) {
     die_msg("%s", why);
@@ -246,10 +241,10 @@ int cmd_dump(int argc, char **argv)
     rc = 1;
     goto out;
   }
-  if (json) print_json(stdout, pid, &t, walks, sym);
+  if (json) rc = print_json(stdout, pid, &t, walks, sym) ? 1 : 0;
   else print_text(stdout, pid, &t, walks, sym);
   lj_symbolizer_free(sym);
-  if (fflush(stdout) != 0 || ferror(stdout)) {
+  if (rc == 0 && (fflush(stdout) != 0 || ferror(stdout))) {
     die_msg("dump: cannot write output: %s", strerror(errno));
     rc = 1;
   }

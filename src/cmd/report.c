@@ -6,13 +6,13 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <getopt.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "../output/profile.h"
 #include "cmd.h"
+#include "common.h"
 
 static void usage(FILE *f)
 {
@@ -65,20 +65,6 @@ static void usage(FILE *f)
       f);
 }
 
-/* getopt's own messages would name "report", not luaspy: ours do. */
-static int __attribute__((format(printf, 1, 2)))
-usage_error(const char *fmt, ...)
-{
-  va_list ap;
-
-  fputs("luaspy: report: ", stderr);
-  va_start(ap, fmt);
-  vfprintf(stderr, fmt, ap);
-  va_end(ap);
-  fputs(" (try 'luaspy report --help')\n", stderr);
-  return 2;
-}
-
 int cmd_report(int argc, char **argv)
 {
   static const struct option longopts[] = {
@@ -112,7 +98,7 @@ int cmd_report(int argc, char **argv)
     case 'F':
       hz = strtol(optarg, &end, 10);
       if (end == optarg || *end || hz < 1 || hz > 1000000)
-        return usage_error("the frequency must be a whole number of "
+        return usage_error("report", "the frequency must be a whole number of "
                            "samples per second, 1 to 1000000, not '%s'",
                            optarg);
       opts.sample_hz = (int)hz;
@@ -121,17 +107,17 @@ int cmd_report(int argc, char **argv)
       usage(stdout);
       return 0;
     case ':':
-      return usage_error("missing argument to '%s'", argv[optind - 1]);
+      return usage_error("report", "missing argument to '%s'", argv[optind - 1]);
     default: /* optopt is 0 for long options */
-      return usage_error("unknown option '%s'",
+      return usage_error("report", "unknown option '%s'",
                          optopt ? opt : argv[optind - 1]);
     }
   }
   if (optind == argc)
-    return usage_error("missing INPUT, a folded stacks file or - for "
+    return usage_error("report", "missing INPUT, a folded stacks file or - for "
                        "standard input");
   if (argc - optind > 1)
-    return usage_error("one INPUT only, not also '%s'", argv[optind + 1]);
+    return usage_error("report", "one INPUT only, not also '%s'", argv[optind + 1]);
   input = argv[optind];
   /* A format we cannot write is a usage error: find it before reading. */
   if (!profile_format(output, format))
