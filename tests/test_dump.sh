@@ -231,7 +231,7 @@ bad_args() {
 # either succeeds or fails cleanly (never crashes or hangs).
 exits_during_dump() {
   local pid out n=0 ok=0 err=0
-  pid=$(start_luajit openresty exiting.lua 300) || fail "target did not start"
+  pid=$(start_luajit openresty exiting.lua 2000) || fail "target did not start"
   out=$TARGETS_TMP/exiting.$$
   while :; do
     local alive=0
