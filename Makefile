@@ -160,4 +160,4 @@ build/fuzz/gen_seeds: tests/fuzz/gen_seeds.c tests/fuzz/image.h src/luajit/layou
 .PRECIOUS: build/fuzz/obj/tests/%.o
 .PHONY: fuzz
 
--include $(FUZZ_LIB_OBJS:.o=.d)
+-include $(FUZZ_LIB_OBJS:.o=.d) $(wildcard build/fuzz/obj/tests/*.d)

@@ -157,7 +157,8 @@ static __always_inline int thread_begin(struct walk *w, __u64 L,
                                         __u64 pc)
 {
   __u64 off = base - ls->stack;
-  if (base < ls->stack + 16 || off % 8 ||
+  /* off, not stack + 16: a garbage stack near 2^64 must not wrap. */
+  if (base < ls->stack || off < 16 || off % 8 ||
       off / 8 > (__u64)ls->stacksize + 256) {
     w->s->partial = LS_PARTIAL_BADLINK;
     return -1;

@@ -55,7 +55,8 @@ static int walk_list(struct heap_ctx *c, struct heap_tally *t,
   return 0;
 }
 
-/* The chains anchored at the n GCRefs at anchors. */
+/* The chains anchored at the n GCRefs at anchors. Returns 0, -1 at
+ * --max-objects, 1 when the anchors are unreadable. */
 static int walk_chains(struct heap_ctx *c, struct heap_tally *t,
                        uint64_t anchors, size_t n, uint64_t *total)
 {
@@ -74,6 +75,7 @@ static int walk_chains(struct heap_ctx *c, struct heap_tally *t,
   if (!cur || !lens || !offs || !raw || !ok ||
       tmem_read(c->mem, anchors, cur, 8 * n)) {
     t->incomplete = "string table unreadable";
+    rc = 1;
     goto out;
   }
   for (size_t i = 0; i < n; i++) {
@@ -141,7 +143,9 @@ static int walk_strings(struct heap_ctx *c, struct heap_tally *t)
                      mask + 1 - first < STR_SLICE ? mask + 1 - first
                                                   : STR_SLICE,
                      &total);
-  return rc;
+  /* An unreadable slice (1): the table is one block, so the next slices
+   * are unreadable too; a garbage mask would make that 256 of them. */
+  return rc > 0 ? 0 : rc;
 }
 
 static int walk_root(struct heap_ctx *c, struct heap_tally *t)

@@ -214,6 +214,9 @@ int lj_discover(pid_t pid, struct lj_target *t, char *why, size_t len)
   }
   free(buf);
   if (t->nvms == 0) {
+    /* A target that died under the scan has no VM left to find: say so
+     * (proc_check's reason) rather than blame the LuaJIT build. */
+    if (proc_check(pid, why, len)) return -1;
     snprintf(why, len,
              "process %d maps LuaJIT (%s) but no Lua VM passed validation "
              "(no lua_State created yet, or an unknown LuaJIT build)",

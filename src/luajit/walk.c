@@ -123,7 +123,9 @@ static void walk_thread(pid_t pid, const struct lj_layout *lay,
   size_t nslots, fi, topfi;
   uint64_t *S;
   int skip_dup = 0;
-  if (base < ls->stack + 16 || (base - ls->stack) % 8 ||
+  /* (base - stack, not stack + 16: a stack pointer near 2^64 must not
+   * wrap around and pass as a stack of no slots) */
+  if (base < ls->stack || base - ls->stack < 16 || (base - ls->stack) % 8 ||
       (base - ls->stack) / 8 > STACK_SLOTS_MAX ||
       (base - ls->stack) / 8 > (uint64_t)ls->stacksize + 256) {
     w->partial = LJ_PARTIAL_BADLINK;
