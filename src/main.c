@@ -14,10 +14,18 @@ static const struct {
 } commands[] = {
     {"dump", cmd_dump, "print the current Lua stack of every VM in a process"},
     {"record", cmd_record, "sample Lua stacks with eBPF into a flame graph"},
-    {"heap", cmd_heap, "snapshot the Lua heap: sizes by type, largest tables, growth"},
-    {"jit", cmd_jit, "watch the JIT compiler: traces, aborts, flushes, mcode, verdicts"},
-    {"report", cmd_report, "convert a recording (folded stacks) to a flame graph, pprof or speedscope"},
-    {"offcpu", cmd_offcpu, "off-CPU flame graph: why threads wait (I/O, page faults, mmap_lock), by stack"}, {"syscalls", cmd_syscalls, "system calls: counts, latency, sizes and forks by Lua+native backtrace"},
+    {"heap", cmd_heap,
+     "snapshot the Lua heap: sizes by type, largest tables, growth"},
+    {"jit", cmd_jit,
+     "watch the JIT compiler: traces, aborts, flushes, mcode, verdicts"},
+    {"report", cmd_report,
+     "convert a recording (folded stacks) to a flame graph, pprof or "
+     "speedscope"},
+    {"offcpu", cmd_offcpu,
+     "off-CPU flame graph: why threads wait (I/O, page faults, mmap_lock), by "
+     "stack"},
+    {"syscalls", cmd_syscalls,
+     "system calls: counts, latency, sizes and forks by Lua+native backtrace"},
     {"diff", cmd_diff, "compare two recordings in a differential flame graph"},
 };
 

@@ -76,7 +76,10 @@ static __always_inline int rd64(__u64 addr, __u64 *v)
   return bpf_probe_read_user(v, 8, (const void *)addr);
 }
 
-static __always_inline __u64 gcptr(__u64 tv) { return tv & LJ_GC64_PTRMASK; }
+static __always_inline __u64 gcptr(__u64 tv)
+{
+  return tv & LJ_GC64_PTRMASK;
+}
 
 static __always_inline __u32 itype(__u64 tv)
 {

@@ -11,6 +11,7 @@ int cmd_record(int argc, char **argv);
 int cmd_heap(int argc, char **argv);
 int cmd_jit(int argc, char **argv);
 int cmd_diff(int argc, char **argv);
-int cmd_offcpu(int argc, char **argv); int cmd_syscalls(int argc, char **argv);
+int cmd_offcpu(int argc, char **argv);
+int cmd_syscalls(int argc, char **argv);
 
 #endif

@@ -77,8 +77,7 @@ static struct profile *read_recording(const char *path)
     profile_free(p);
     p = NULL;
   }
-  if (!from_stdin)
-    fclose(in);
+  if (!from_stdin) fclose(in);
   return p;
 }
 
@@ -110,15 +109,9 @@ int cmd_diff(int argc, char **argv)
   while ((c = getopt_long(argc, argv, ":o:t:h", longopts, NULL)) != -1) {
     char opt[3] = {'-', (char)optopt, '\0'};
     switch (c) {
-    case 'o':
-      output = optarg;
-      break;
-    case 't':
-      opts.title = optarg;
-      break;
-    case 'h':
-      usage(stdout);
-      return 0;
+    case 'o': output = optarg; break;
+    case 't': opts.title = optarg; break;
+    case 'h': usage(stdout); return 0;
     case ':':
       return usage_error("diff", "missing argument to '%s'", argv[optind - 1]);
     default: /* optopt is 0 for long options */
@@ -132,7 +125,8 @@ int cmd_diff(int argc, char **argv)
     return usage_error("diff", "two recordings only, not also '%s'",
                        argv[optind + 2]);
   if (!strcmp(argv[optind], "-") && !strcmp(argv[optind + 1], "-"))
-    return usage_error("diff", "only one of BEFORE and AFTER can be standard input");
+    return usage_error("diff",
+                       "only one of BEFORE and AFTER can be standard input");
 
   ok = (before = read_recording(argv[optind])) &&
        (after = read_recording(argv[optind + 1]));

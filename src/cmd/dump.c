@@ -23,22 +23,21 @@
 
 static void usage(FILE *f)
 {
-  fprintf(f,
-          "usage: luaspy dump -p PID [--json] [--no-stop]\n\n"
-          "Prints every Lua VM in process PID and the Lua backtrace it is\n"
-          "running now, top frame first, with function names and current "
-          "lines.\n\n"
-          "  -p, --pid PID   the process (a luajit, an nginx worker, "
-          "traffic_server...)\n"
-          "  -j, --json      one JSON object (see docs/dump-format.md)\n"
-          "      --no-stop   never stop the target; the top frame of an "
-          "interpreting\n"
-          "                  VM is then less exact\n"
-          "  -h, --help      this text\n\n"
-          "The target is stopped only while its stacks are copied (a few "
-          "ms), and\nonly when a VM is executing Lua code. Needs root or "
-          "CAP_SYS_PTRACE.\n\n"
-          "example: luaspy dump -p $(pgrep -f 'nginx: worker' | head -1)\n");
+  fprintf(f, "usage: luaspy dump -p PID [--json] [--no-stop]\n\n"
+             "Prints every Lua VM in process PID and the Lua backtrace it is\n"
+             "running now, top frame first, with function names and current "
+             "lines.\n\n"
+             "  -p, --pid PID   the process (a luajit, an nginx worker, "
+             "traffic_server...)\n"
+             "  -j, --json      one JSON object (see docs/dump-format.md)\n"
+             "      --no-stop   never stop the target; the top frame of an "
+             "interpreting\n"
+             "                  VM is then less exact\n"
+             "  -h, --help      this text\n\n"
+             "The target is stopped only while its stacks are copied (a few "
+             "ms), and\nonly when a VM is executing Lua code. Needs root or "
+             "CAP_SYS_PTRACE.\n\n"
+             "example: luaspy dump -p $(pgrep -f 'nginx: worker' | head -1)\n");
 }
 
 static const char *vmstate_name(int32_t st)
@@ -110,7 +109,7 @@ static void json_hex(struct json *j, const char *key, uint64_t v)
 }
 
 static int print_json(FILE *out, pid_t pid, const struct lj_target *t,
-                       struct lj_walk *walks, struct lj_symbolizer *sym)
+                      struct lj_walk *walks, struct lj_symbolizer *sym)
 {
   char exe[PROC_PATH_MAX] = "", buf[LJ_NAME_MAX + LJ_CHUNK_MAX + 32];
   struct json *j = json_new(out);
@@ -136,8 +135,10 @@ static int print_json(FILE *out, pid_t pid, const struct lj_target *t,
     json_key(j, "vmstate");
     json_str(j, vmstate_name(w->vmstate));
     json_key(j, "trace");
-    if (w->vmstate > 0) json_int(j, w->vmstate);
-    else json_null(j);
+    if (w->vmstate > 0)
+      json_int(j, w->vmstate);
+    else
+      json_null(j);
     json_hex(j, "coroutine", w->curL);
     json_hex(j, "main_thread", vm->mainL);
     json_key(j, "frames");
@@ -152,11 +153,15 @@ static int print_json(FILE *out, pid_t pid, const struct lj_target *t,
       json_key(j, "name");
       json_str(j, f.name);
       json_key(j, "chunk");
-      if (f.chunk[0]) json_str(j, f.chunk);
-      else json_null(j);
+      if (f.chunk[0])
+        json_str(j, f.chunk);
+      else
+        json_null(j);
       json_key(j, "line");
-      if (f.line >= 0) json_int(j, f.line);
-      else json_null(j);
+      if (f.line >= 0)
+        json_int(j, f.line);
+      else
+        json_null(j);
       json_key(j, "what");
       json_str(j, f.what ? f.what : "");
       if (f.L) json_hex(j, "coroutine", f.L);
@@ -168,8 +173,10 @@ static int print_json(FILE *out, pid_t pid, const struct lj_target *t,
     json_key(j, "partial");
     json_bool(j, w->partial != LJ_OK);
     json_key(j, "partial_reason");
-    if (w->partial != LJ_OK) json_str(j, lj_partial_name(w->partial));
-    else json_null(j);
+    if (w->partial != LJ_OK)
+      json_str(j, lj_partial_name(w->partial));
+    else
+      json_null(j);
     json_end_obj(j);
   }
   json_end_arr(j);
@@ -182,10 +189,11 @@ static int print_json(FILE *out, pid_t pid, const struct lj_target *t,
 
 int cmd_dump(int argc, char **argv)
 {
-  static const struct option opts[] = {
-      {"pid", required_argument, NULL, 'p'}, {"json", no_argument, NULL, 'j'},
-      {"no-stop", no_argument, NULL, 'S'},   {"help", no_argument, NULL, 'h'},
-      {NULL, 0, NULL, 0}};
+  static const struct option opts[] = {{"pid", required_argument, NULL, 'p'},
+                                       {"json", no_argument, NULL, 'j'},
+                                       {"no-stop", no_argument, NULL, 'S'},
+                                       {"help", no_argument, NULL, 'h'},
+                                       {NULL, 0, NULL, 0}};
   char why[512];
   pid_t pid = 0;
   int json = 0, nostop = 0, c, rc = 0;
@@ -204,8 +212,7 @@ int cmd_dump(int argc, char **argv)
     case 'S': nostop = 1; break;
     case 'h': usage(stdout); return 0;
     case ':':
-      return usage_error("dump", "option '%s' needs a value",
-                         argv[optind - 1]);
+      return usage_error("dump", "option '%s' needs a value", argv[optind - 1]);
     default:
       return usage_error("dump", "unknown option '%s'", argv[optind - 1]);
     }
@@ -214,7 +221,8 @@ int cmd_dump(int argc, char **argv)
     return usage_error("dump", "unexpected argument '%s'", argv[optind]);
   if (!pid) return usage_error("dump", "which process? give -p PID");
   install_signal_guard(NULL);
-  if (proc_check(pid, why, sizeof(why)) || lj_discover(pid, &t, why, sizeof(why))) {
+  if (proc_check(pid, why, sizeof(why)) ||
+      lj_discover(pid, &t, why, sizeof(why))) {
     die_msg("%s", why);
     return 1;
   }
@@ -227,7 +235,8 @@ int cmd_dump(int argc, char **argv)
     walks[i].max = DUMP_FRAMES_MAX;
     walks[i].frames = calloc(DUMP_FRAMES_MAX, sizeof(struct lj_rawframe));
   }
-  if (!nostop && needs_regs(pid, &t) && proc_stop_all(pid, &st, why, sizeof(why))) {
+  if (!nostop && needs_regs(pid, &t) &&
+      proc_stop_all(pid, &st, why, sizeof(why))) {
     die_msg("%s", why);
     rc = 1;
     goto out;
@@ -241,8 +250,10 @@ int cmd_dump(int argc, char **argv)
     rc = 1;
     goto out;
   }
-  if (json) rc = print_json(stdout, pid, &t, walks, sym) ? 1 : 0;
-  else print_text(stdout, pid, &t, walks, sym);
+  if (json)
+    rc = print_json(stdout, pid, &t, walks, sym) ? 1 : 0;
+  else
+    print_text(stdout, pid, &t, walks, sym);
   lj_symbolizer_free(sym);
   if (rc == 0 && (fflush(stdout) != 0 || ferror(stdout))) {
     die_msg("dump: cannot write output: %s", strerror(errno));

@@ -26,71 +26,71 @@
 static void usage(FILE *f)
 {
   fprintf(f,
-      "usage: luaspy heap -p PID [--diff SECONDS] [-o FILE] [--json] "
-      "[OPTIONS]\n\n"
-      "Snapshots the Lua heap (the GC heap of every LuaJIT VM) of process "
-      "PID:\n"
-      "objects and bytes per type (table, string, function, prototype, "
-      "userdata,\ncdata, thread, trace, upvalue) and the largest tables "
-      "with a reference path\nfrom a root, such as "
-      "package.loaded[\"metrics\"].lookup or _G.cache.\n\n"
-      "  -p, --pid PID          the process (a luajit, an nginx worker, "
-      "traffic_server...)\n"
-      "  -d, --diff SECONDS     take two snapshots SECONDS apart and show "
-      "the tables\n"
-      "                         that grew: bytes and entries before and "
-      "after, by path\n"
-      "  -o, --output FILE      also write the heap as a flame graph: "
-      "FILE.svg or\n"
-      "                         FILE.folded (\"-\": folded on stdout)\n"
-      "  -j, --json             one JSON object instead of text\n"
-      "  -n, --top N            tables listed (default 10)\n"
-      "      --stop             ptrace-stop every thread of the target "
-      "while walking,\n"
-      "                         for a consistent snapshot (the target "
-      "pauses that long)\n"
-      "      --max-objects N    objects visited per walk (default "
-      "50000000)\n"
-      "      --max-entries N    entries read per table or stack (default "
-      "10000000)\n"
-      "  -h, --help             this text\n\n"
-      "How to read it:\n"
-      "  * By default the target is never stopped: the heap is read while "
-      "it runs\n"
-      "    (a live snapshot). Objects that change under the walk fail "
-      "validation\n"
-      "    and are skipped and counted (\"skipped as inconsistent\").\n"
-      "  * \"objects/bytes\" count everything on the GC's lists, garbage "
-      "not yet\n"
-      "    swept included; \"reached\" counts what a breadth-first walk "
-      "from the\n"
-      "    roots reaches: package.loaded, _G, the registry, the main "
-      "thread's\n"
-      "    stack, the VM's own roots. Weak references count as "
-      "references.\n"
-      "  * Each object is counted once, under the first path that reaches "
-      "it:\n"
-      "    \"retained\" bytes and flame graph widths are therefore an "
-      "approximation\n"
-      "    of what freeing that table would free (a dominator tree would "
-      "be exact).\n"
-      "    In the flame graph the entries of tables with more than 64 "
-      "entries\n"
-      "    show as one [*] frame.\n"
-      "  * Tables grow by doubling; --diff ranks them by bytes grown, "
-      "counting each\n"
-      "    new entry as one 24-byte hash node so growth between resizes "
-      "shows.\n"
-      "  * cdata sizes come from the FFI's C type table (pointers' size "
-      "for types\n"
-      "    without one); all sizes are LuaJIT's own accounting (lj_gc.c), "
-      "not the\n"
-      "    allocator's.\n\n"
-      "Needs root or CAP_SYS_PTRACE.\n\n"
-      "examples:\n"
-      "  luaspy heap -p $(pgrep -f 'nginx: worker' | head -1)\n"
-      "  luaspy heap -p 1234 --diff 10        # what grows?\n"
-      "  luaspy heap -p 1234 -o heap.svg\n");
+          "usage: luaspy heap -p PID [--diff SECONDS] [-o FILE] [--json] "
+          "[OPTIONS]\n\n"
+          "Snapshots the Lua heap (the GC heap of every LuaJIT VM) of process "
+          "PID:\n"
+          "objects and bytes per type (table, string, function, prototype, "
+          "userdata,\ncdata, thread, trace, upvalue) and the largest tables "
+          "with a reference path\nfrom a root, such as "
+          "package.loaded[\"metrics\"].lookup or _G.cache.\n\n"
+          "  -p, --pid PID          the process (a luajit, an nginx worker, "
+          "traffic_server...)\n"
+          "  -d, --diff SECONDS     take two snapshots SECONDS apart and show "
+          "the tables\n"
+          "                         that grew: bytes and entries before and "
+          "after, by path\n"
+          "  -o, --output FILE      also write the heap as a flame graph: "
+          "FILE.svg or\n"
+          "                         FILE.folded (\"-\": folded on stdout)\n"
+          "  -j, --json             one JSON object instead of text\n"
+          "  -n, --top N            tables listed (default 10)\n"
+          "      --stop             ptrace-stop every thread of the target "
+          "while walking,\n"
+          "                         for a consistent snapshot (the target "
+          "pauses that long)\n"
+          "      --max-objects N    objects visited per walk (default "
+          "50000000)\n"
+          "      --max-entries N    entries read per table or stack (default "
+          "10000000)\n"
+          "  -h, --help             this text\n\n"
+          "How to read it:\n"
+          "  * By default the target is never stopped: the heap is read while "
+          "it runs\n"
+          "    (a live snapshot). Objects that change under the walk fail "
+          "validation\n"
+          "    and are skipped and counted (\"skipped as inconsistent\").\n"
+          "  * \"objects/bytes\" count everything on the GC's lists, garbage "
+          "not yet\n"
+          "    swept included; \"reached\" counts what a breadth-first walk "
+          "from the\n"
+          "    roots reaches: package.loaded, _G, the registry, the main "
+          "thread's\n"
+          "    stack, the VM's own roots. Weak references count as "
+          "references.\n"
+          "  * Each object is counted once, under the first path that reaches "
+          "it:\n"
+          "    \"retained\" bytes and flame graph widths are therefore an "
+          "approximation\n"
+          "    of what freeing that table would free (a dominator tree would "
+          "be exact).\n"
+          "    In the flame graph the entries of tables with more than 64 "
+          "entries\n"
+          "    show as one [*] frame.\n"
+          "  * Tables grow by doubling; --diff ranks them by bytes grown, "
+          "counting each\n"
+          "    new entry as one 24-byte hash node so growth between resizes "
+          "shows.\n"
+          "  * cdata sizes come from the FFI's C type table (pointers' size "
+          "for types\n"
+          "    without one); all sizes are LuaJIT's own accounting (lj_gc.c), "
+          "not the\n"
+          "    allocator's.\n\n"
+          "Needs root or CAP_SYS_PTRACE.\n\n"
+          "examples:\n"
+          "  luaspy heap -p $(pgrep -f 'nginx: worker' | head -1)\n"
+          "  luaspy heap -p 1234 --diff 10        # what grows?\n"
+          "  luaspy heap -p 1234 -o heap.svg\n");
 }
 
 static double now(void)
@@ -136,7 +136,8 @@ static volatile int interrupted;
 static void pause_for(double secs)
 {
   struct timespec ts = {(time_t)secs, (long)((secs - (time_t)secs) * 1e9)};
-  while (!interrupted && nanosleep(&ts, &ts) && errno == EINTR) {}
+  while (!interrupted && nanosleep(&ts, &ts) && errno == EINTR) {
+  }
 }
 
 struct opts {
@@ -176,7 +177,8 @@ static int parse(int argc, char **argv, struct opts *o)
     case 'd':
       errno = 0;
       o->diff = strtod(optarg, &end);
-      if (errno || end == optarg || *end || !(o->diff > 0 && o->diff <= 86400)) {
+      if (errno || end == optarg || *end ||
+          !(o->diff > 0 && o->diff <= 86400)) {
         die_msg("heap: --diff wants seconds between 0 and 86400, not '%s'",
                 optarg);
         return 2;
@@ -200,8 +202,10 @@ static int parse(int argc, char **argv, struct opts *o)
                 c == 'M' ? "objects" : "entries", UINT32_MAX - 1, optarg);
         return 2;
       }
-      if (c == 'M') o->lim.max_objects = v;
-      else o->lim.max_entries = v;
+      if (c == 'M')
+        o->lim.max_objects = v;
+      else
+        o->lim.max_entries = v;
       break;
     case 'h': usage(stdout); return -1;
     case ':':
@@ -274,8 +278,7 @@ int cmd_heap(int argc, char **argv)
       rc = 1;
       break;
     }
-    if (snapshot_all(&t, r.ctxs, k ? r.after : r.before, mem, &o.lim))
-      rc = 1;
+    if (snapshot_all(&t, r.ctxs, k ? r.after : r.before, mem, &o.lim)) rc = 1;
     proc_resume(&st);
     r.seconds += now() - t0;
     if (o.stop) r.stopped_seconds += now() - t0;
@@ -284,15 +287,16 @@ int cmd_heap(int argc, char **argv)
   if (rc) goto out;
   r.interval = o.diff;
   r.bytes_read = tmem_bytes_read(mem);
-  if (o.out &&
-      heap_flame(r.ctxs, r.after ? r.after : r.before, r.nvms, o.out,
-                 "Lua heap by reference path (bytes)")) {
+  if (o.out && heap_flame(r.ctxs, r.after ? r.after : r.before, r.nvms, o.out,
+                          "Lua heap by reference path (bytes)")) {
     rc = 1;
     goto out;
   }
   /* With -o -, stdout holds the folded stacks: the report goes to stderr. */
-  if (o.json) rc = heap_report_json(stdout, &r) ? 1 : 0;
-  else heap_report_text(o.out && !strcmp(o.out, "-") ? stderr : stdout, &r);
+  if (o.json)
+    rc = heap_report_json(stdout, &r) ? 1 : 0;
+  else
+    heap_report_text(o.out && !strcmp(o.out, "-") ? stderr : stdout, &r);
   if (fflush(stdout) != 0 || ferror(stdout)) {
     die_msg("heap: cannot write output: %s", strerror(errno));
     rc = 1;

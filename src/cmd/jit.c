@@ -37,47 +37,63 @@
 
 static void usage(FILE *f)
 {
-  fprintf(f,
-"usage: luaspy jit -p PID [-d SECONDS] [--warmup SECONDS] [--json]\n"
-"                  [-o timeline.svg|timeline.html] [--no-syscalls]\n"
-"                  [--write (--decay SECONDS | --jit-off)...]\n\n"
-"Watches the LuaJIT compiler of every VM in process PID for a while and\n"
-"says in plain words whether it hurts: traces compiled, aborted, flushed;\n"
-"machine-code memory and the mmap/mprotect calls it costs; which Lua code\n"
-"is compiled late, fails to compile or is compiled again and again.\n\n"
-"  -p, --pid PID         the process (luajit, nginx worker, traffic_server)\n"
-"  -d, --duration S      watch S seconds (default 5; ^C ends early)\n"
-"      --warmup S        traces compiled later than S seconds after the\n"
-"                        process started are late compiles (default 10)\n"
-"  -j, --json            one JSON object, with a \"verdicts\" list\n"
-"  -o, --output FILE     also write a timeline of compilations, aborts,\n"
-"                        flushes and mmap/mprotect rates (.svg or .html)\n"
-"      --no-syscalls     do not trace mmap/munmap/mprotect (no BPF needed)\n"
-"  -h, --help            this text\n\n"
-"Writes to the target (only with --write; they change how its JIT behaves):\n"
-"      --write           allow the writes below\n"
-"      --decay S         every S seconds reset the VM's hot counters and the\n"
-"                        side-exit counters of its traces, so that only code\n"
-"                        hot within S seconds gets compiled\n"
-"      --jit-off         turn the compiler off, as jit.off() does: clears\n"
-"                        JIT_F_ON; the VM switches its dispatch table itself\n"
-"                        at the next hot loop, after which no new root trace\n"
-"                        is compiled. As with jit.off(), compiled traces keep\n"
-"                        running and their side exits may still be compiled\n"
-"                        (add --decay to keep those cold).\n\n"
-"Verdicts (\"kind\" in JSON; none for a healthy process):\n"
-"  mcode-storm    machine code cannot be placed: >= %d misplaced or failed\n"
-"                 mcode mmaps in the window (needs syscall tracing)\n"
-"  flush-loop     all traces flushed >= %d times in the window\n"
-"  late-compiles  new code compiled after the warm-up\n"
-"  abort-storm    >= %d trace aborts and >= %.0f/s\n"
-"  blacklisted    code LuaJIT gave up compiling after repeated aborts\n\n"
-"Aborts come from LuaJIT's penalty cache (root traces only); \"runs\" are\n"
-"vmstate samples, not exact counts. Needs root (or CAP_SYS_PTRACE, and\n"
-"CAP_BPF+CAP_PERFMON for syscall tracing).\n\n"
-"example: luaspy jit -p $(pgrep -f 'nginx: worker' | head -1) -d 30\n",
-          JIT_STORM_FAILED, JIT_FLUSH_LOOP_MIN,
-          JIT_ABORT_STORM_MIN, JIT_ABORT_STORM_RATE);
+  fprintf(
+      f,
+      "usage: luaspy jit -p PID [-d SECONDS] [--warmup SECONDS] [--json]\n"
+      "                  [-o timeline.svg|timeline.html] [--no-syscalls]\n"
+      "                  [--write (--decay SECONDS | --jit-off)...]\n\n"
+      "Watches the LuaJIT compiler of every VM in process PID for a while and\n"
+      "says in plain words whether it hurts: traces compiled, aborted, "
+      "flushed;\n"
+      "machine-code memory and the mmap/mprotect calls it costs; which Lua "
+      "code\n"
+      "is compiled late, fails to compile or is compiled again and again.\n\n"
+      "  -p, --pid PID         the process (luajit, nginx worker, "
+      "traffic_server)\n"
+      "  -d, --duration S      watch S seconds (default 5; ^C ends early)\n"
+      "      --warmup S        traces compiled later than S seconds after the\n"
+      "                        process started are late compiles (default 10)\n"
+      "  -j, --json            one JSON object, with a \"verdicts\" list\n"
+      "  -o, --output FILE     also write a timeline of compilations, aborts,\n"
+      "                        flushes and mmap/mprotect rates (.svg or "
+      ".html)\n"
+      "      --no-syscalls     do not trace mmap/munmap/mprotect (no BPF "
+      "needed)\n"
+      "  -h, --help            this text\n\n"
+      "Writes to the target (only with --write; they change how its JIT "
+      "behaves):\n"
+      "      --write           allow the writes below\n"
+      "      --decay S         every S seconds reset the VM's hot counters and "
+      "the\n"
+      "                        side-exit counters of its traces, so that only "
+      "code\n"
+      "                        hot within S seconds gets compiled\n"
+      "      --jit-off         turn the compiler off, as jit.off() does: "
+      "clears\n"
+      "                        JIT_F_ON; the VM switches its dispatch table "
+      "itself\n"
+      "                        at the next hot loop, after which no new root "
+      "trace\n"
+      "                        is compiled. As with jit.off(), compiled traces "
+      "keep\n"
+      "                        running and their side exits may still be "
+      "compiled\n"
+      "                        (add --decay to keep those cold).\n\n"
+      "Verdicts (\"kind\" in JSON; none for a healthy process):\n"
+      "  mcode-storm    machine code cannot be placed: >= %d misplaced or "
+      "failed\n"
+      "                 mcode mmaps in the window (needs syscall tracing)\n"
+      "  flush-loop     all traces flushed >= %d times in the window\n"
+      "  late-compiles  new code compiled after the warm-up\n"
+      "  abort-storm    >= %d trace aborts and >= %.0f/s\n"
+      "  blacklisted    code LuaJIT gave up compiling after repeated aborts\n\n"
+      "Aborts come from LuaJIT's penalty cache (root traces only); \"runs\" "
+      "are\n"
+      "vmstate samples, not exact counts. Needs root (or CAP_SYS_PTRACE, and\n"
+      "CAP_BPF+CAP_PERFMON for syscall tracing).\n\n"
+      "example: luaspy jit -p $(pgrep -f 'nginx: worker' | head -1) -d 30\n",
+      JIT_STORM_FAILED, JIT_FLUSH_LOOP_MIN, JIT_ABORT_STORM_MIN,
+      JIT_ABORT_STORM_RATE);
 }
 
 static int parse_seconds(const char *s, double *v)
@@ -98,7 +114,8 @@ static uint64_t mono_ns(void)
 
 static void sleep_until(uint64_t ns)
 {
-  struct timespec ts = {(time_t)(ns / 1000000000ull), (long)(ns % 1000000000ull)};
+  struct timespec ts = {(time_t)(ns / 1000000000ull),
+                        (long)(ns % 1000000000ull)};
   while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL) == EINTR)
     if (mono_ns() >= ns) break;
 }
@@ -254,7 +271,8 @@ int cmd_jit(int argc, char **argv)
   }
   if (!w.nvms) {
     die_msg("jit: pid %d: none of its %zu Lua VM%s has a JIT layout luaspy "
-            "knows (%s)", (int)o.pid, t.nvms, t.nvms == 1 ? "" : "s",
+            "knows (%s)",
+            (int)o.pid, t.nvms, t.nvms == 1 ? "" : "s",
             lj_flavor_name(t.vms[0].lay->flavor));
     rc = 1;
     goto out_watch;

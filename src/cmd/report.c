@@ -1,6 +1,7 @@
 /*
 ** luaspy report: folded stacks in, a flame graph, a pprof or speedscope
-** profile, or tidy folded stacks out. Everything is read before the output is opened, so INPUT and
+** profile, or tidy folded stacks out. Everything is read before the output is
+*opened, so INPUT and
 ** OUTPUT may be the same file.
 */
 #define _GNU_SOURCE
@@ -50,7 +51,8 @@ static void usage(FILE *f)
       "JIT traces green, C functions blue, builtins violet, VM states grey.\n"
       "\n"
       "pprof profiles (.pb.gz) open with 'go tool pprof -http=: FILE' or\n"
-      "'go tool pprof -top FILE'; speedscope files in https://www.speedscope.app\n"
+      "'go tool pprof -top FILE'; speedscope files in "
+      "https://www.speedscope.app\n"
       "or the speedscope command. Lua frames keep their file and line there.\n"
       "\n"
       "examples:\n"
@@ -86,28 +88,22 @@ int cmd_report(int argc, char **argv)
   while ((c = getopt_long(argc, argv, ":o:f:t:F:h", longopts, NULL)) != -1) {
     char opt[3] = {'-', (char)optopt, '\0'};
     switch (c) {
-    case 'o':
-      output = optarg;
-      break;
-    case 'f':
-      format = optarg;
-      break;
-    case 't':
-      opts.title = optarg;
-      break;
+    case 'o': output = optarg; break;
+    case 'f': format = optarg; break;
+    case 't': opts.title = optarg; break;
     case 'F':
       hz = strtol(optarg, &end, 10);
       if (end == optarg || *end || hz < 1 || hz > 1000000)
-        return usage_error("report", "the frequency must be a whole number of "
+        return usage_error("report",
+                           "the frequency must be a whole number of "
                            "samples per second, 1 to 1000000, not '%s'",
                            optarg);
       opts.sample_hz = (int)hz;
       break;
-    case 'h':
-      usage(stdout);
-      return 0;
+    case 'h': usage(stdout); return 0;
     case ':':
-      return usage_error("report", "missing argument to '%s'", argv[optind - 1]);
+      return usage_error("report", "missing argument to '%s'",
+                         argv[optind - 1]);
     default: /* optopt is 0 for long options */
       return usage_error("report", "unknown option '%s'",
                          optopt ? opt : argv[optind - 1]);
@@ -115,13 +111,13 @@ int cmd_report(int argc, char **argv)
   }
   if (optind == argc)
     return usage_error("report", "missing INPUT, a folded stacks file or - for "
-                       "standard input");
+                                 "standard input");
   if (argc - optind > 1)
-    return usage_error("report", "one INPUT only, not also '%s'", argv[optind + 1]);
+    return usage_error("report", "one INPUT only, not also '%s'",
+                       argv[optind + 1]);
   input = argv[optind];
   /* A format we cannot write is a usage error: find it before reading. */
-  if (!profile_format(output, format))
-    return 2;
+  if (!profile_format(output, format)) return 2;
 
   from_stdin = strcmp(input, "-") == 0;
   if (from_stdin) {
@@ -134,7 +130,6 @@ int cmd_report(int argc, char **argv)
   ok = p && profile_read_folded(p, in) == 0 &&
        profile_write(p, output, format, &opts) == 0;
   profile_free(p);
-  if (!from_stdin)
-    fclose(in);
+  if (!from_stdin) fclose(in);
   return ok ? 0 : 1;
 }

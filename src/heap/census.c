@@ -16,13 +16,13 @@
 #include "heap.h"
 
 #define STR_SLICE (1u << 20) /* string table anchors walked at a time */
-#define CENSUS_TRIES 3      /* walks of a list that changed under us */
+#define CENSUS_TRIES 3       /* walks of a list that changed under us */
 
 /* Walks the list from first along the link at offset link_off until 0 or
  * stop, tallying objects. A broken list ends its own walk only; -1 when
  * the object budget is spent. */
-static int walk_list(struct heap_ctx *c, struct heap_tally *t,
-                      uint64_t first, uint64_t stop, uint32_t link_off)
+static int walk_list(struct heap_ctx *c, struct heap_tally *t, uint64_t first,
+                     uint64_t stop, uint32_t link_off)
 {
   uint64_t p = first, saved = 0, power = 1, lam = 0, total = 0;
   for (int i = 0; i < HEAP_NTYPES; i++) total += t->objects[i];
@@ -134,15 +134,15 @@ static int walk_strings(struct heap_ctx *c, struct heap_tally *t)
   int rc = 0;
   for (int i = 0; i < HEAP_NTYPES; i++) total += t->objects[i];
   if (tmem_u64(c->mem, c->vm->G + lay->g_strhash, &tab) ||
-      tmem_u32(c->mem, c->vm->G + lay->g_strmask, &mask) || mask >= (1u << 28)) {
+      tmem_u32(c->mem, c->vm->G + lay->g_strmask, &mask) ||
+      mask >= (1u << 28)) {
     t->incomplete = "string table unreadable";
     return 0;
   }
   for (uint64_t first = 0; first <= mask && rc == 0; first += STR_SLICE)
-    rc = walk_chains(c, t, tab + 8 * first,
-                     mask + 1 - first < STR_SLICE ? mask + 1 - first
-                                                  : STR_SLICE,
-                     &total);
+    rc = walk_chains(
+        c, t, tab + 8 * first,
+        mask + 1 - first < STR_SLICE ? mask + 1 - first : STR_SLICE, &total);
   /* An unreadable slice (1): the table is one block, so the next slices
    * are unreadable too; a garbage mask would make that 256 of them. */
   return rc > 0 ? 0 : rc;

@@ -36,7 +36,8 @@ static const char *intern(struct strset *t, const char *s)
     if (!v) return NULL;
     for (size_t j = 0; t->v && j <= t->mask; j++) {
       if (!t->v[j]) continue;
-      for (i = hash_str(t->v[j]) & (n - 1); v[i]; i = (i + 1) & (n - 1)) {}
+      for (i = hash_str(t->v[j]) & (n - 1); v[i]; i = (i + 1) & (n - 1)) {
+      }
       v[i] = t->v[j];
     }
     free(t->v);

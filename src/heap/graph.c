@@ -31,8 +31,8 @@ static int is_leaf(int type)
          type == HEAP_TRACE;
 }
 
-#define BATCH 1024       /* objects gathered per syscall */
-#define SMALL_PART 4096  /* table parts up to this size are gathered too */
+#define BATCH 1024      /* objects gathered per syscall */
+#define SMALL_PART 4096 /* table parts up to this size are gathered too */
 
 /* A reference found, to be checked against the target in the next batch. */
 struct pending {
@@ -79,7 +79,10 @@ static int gather_add(struct gather *g, uint64_t addr, uint32_t len)
   return 0;
 }
 
-static void gather_reset(struct gather *g) { g->n = g->used = 0; }
+static void gather_reset(struct gather *g)
+{
+  g->n = g->used = 0;
+}
 
 static void tally(struct heap_tally *t, const struct heap_hdr *h)
 {
@@ -139,8 +142,8 @@ static void flush(struct walk *w)
     if (gather_add(g, w->pend[i].addr,
                    heap_hdr_size(w->c->lay, w->pend[i].gct)))
       w->oom = 1;
-  if (!w->oom) tmem_gather(w->c->mem, g->addrs, g->lens, g->offs, g->n,
-                           g->buf, g->ok);
+  if (!w->oom)
+    tmem_gather(w->c->mem, g->addrs, g->lens, g->offs, g->n, g->buf, g->ok);
   for (size_t i = 0; i < w->npend && !w->oom; i++) {
     const struct pending *p = &w->pend[i];
     struct heap_hdr h;
@@ -167,12 +170,14 @@ static void reach(struct walk *w, uint32_t parent, uint64_t addr, int gct,
   if (w->oom || !addr || !addrmap_get(&w->s->seen, addr, &idx)) return;
   if (!gct) {
     struct heap_hdr h;
-    if (heap_read_obj(w->c, addr, 0, &h)) w->s->graph.skipped++;
-    else record(w, parent, addr, &h, edge, key);
+    if (heap_read_obj(w->c, addr, 0, &h))
+      w->s->graph.skipped++;
+    else
+      record(w, parent, addr, &h, edge, key);
     return;
   }
-  w->pend[w->npend++] = (struct pending){addr, key, parent, (uint8_t)gct,
-                                         (uint8_t)edge};
+  w->pend[w->npend++] =
+      (struct pending){addr, key, parent, (uint8_t)gct, (uint8_t)edge};
   if (w->npend == BATCH) flush(w);
 }
 
@@ -187,9 +192,8 @@ static void reach_tv(struct walk *w, uint32_t parent, uint64_t tv, int edge,
  * copy at pre). Stops early where the memory went away. */
 typedef void (*slot_fn)(struct walk *w, uint32_t idx, uint64_t i,
                         const uint64_t *slot);
-static void each_slot(struct walk *w, uint32_t idx, uint64_t addr,
-                      uint64_t n, uint32_t stride, slot_fn fn,
-                      const unsigned char *pre)
+static void each_slot(struct walk *w, uint32_t idx, uint64_t addr, uint64_t n,
+                      uint32_t stride, slot_fn fn, const unsigned char *pre)
 {
   uint64_t per = CHUNK / stride, done = 0;
   uint64_t *buf;
@@ -244,7 +248,7 @@ static uint64_t cap_entries(struct walk *w, uint64_t n)
 
 /* A table's parts: array (8-byte TValues) and hash nodes. */
 struct tparts {
-  uint64_t array, node, na, nn; /* addresses, slots to read */
+  uint64_t array, node, na, nn;     /* addresses, slots to read */
   const unsigned char *abuf, *nbuf; /* gathered copies, or NULL */
 };
 
@@ -305,8 +309,8 @@ static void walk_proto(struct walk *w, uint32_t idx, const struct heap_hdr *h)
   uint64_t k = heap_field64(h, lay->pt_k);
   uint32_t n = heap_field32(h, lay->pt_sizekgc);
   uint64_t *refs;
-  reach(w, idx, heap_field64(h, lay->pt_chunkname), LJ_GCT_STR,
-        HEAP_EDGE_CONST, 0);
+  reach(w, idx, heap_field64(h, lay->pt_chunkname), LJ_GCT_STR, HEAP_EDGE_CONST,
+        0);
   /* GC constants are stored below k, as GCRefs (proto_kgc(pt, ~i)). */
   n = (uint32_t)cap_entries(w, n);
   if (!n || !(refs = malloc(8ull * n))) return;
@@ -341,8 +345,8 @@ static void walk_thread(struct walk *w, uint32_t idx, const struct heap_hdr *h)
 static void walk_udata(struct walk *w, uint32_t idx, const struct heap_hdr *h)
 {
   const struct lj_layout *lay = w->c->lay;
-  reach(w, idx, heap_field64(h, lay->ud_metatable), LJ_GCT_TAB,
-        HEAP_EDGE_META, 0);
+  reach(w, idx, heap_field64(h, lay->ud_metatable), LJ_GCT_TAB, HEAP_EDGE_META,
+        0);
   reach(w, idx, heap_field64(h, lay->ud_env), LJ_GCT_TAB, HEAP_EDGE_ENV, 0);
 }
 
@@ -390,8 +394,8 @@ static void add_roots(struct walk *w, int tier)
           HEAP_ROOT_MAIN);
     if (!tmem_read(c->mem, c->vm->G + lay->g_gcroot, gcroot, 8u * n))
       for (uint32_t i = 0; i < n; i++)
-        reach(w, HEAP_NOPARENT, gcroot[i] & LJ_GC64_PTRMASK, 0,
-              HEAP_EDGE_ROOT, HEAP_ROOT_VM + i);
+        reach(w, HEAP_NOPARENT, gcroot[i] & LJ_GC64_PTRMASK, 0, HEAP_EDGE_ROOT,
+              HEAP_ROOT_VM + i);
     return;
   }
   if (reg)
@@ -429,11 +433,13 @@ static void walk_batch(struct walk *w, size_t i, size_t k)
     table_parts(w, &h, &tp[j]);
     if (tp[j].na && tp[j].na * 8 <= SMALL_PART) {
       pa[j] = (int)w->parts.n;
-      if (gather_add(&w->parts, tp[j].array, (uint32_t)tp[j].na * 8)) pa[j] = -1;
+      if (gather_add(&w->parts, tp[j].array, (uint32_t)tp[j].na * 8))
+        pa[j] = -1;
     }
     if (tp[j].nn && tp[j].nn * lay->node_size <= SMALL_PART) {
       pn[j] = (int)w->parts.n;
-      if (gather_add(&w->parts, tp[j].node, (uint32_t)tp[j].nn * lay->node_size))
+      if (gather_add(&w->parts, tp[j].node,
+                     (uint32_t)tp[j].nn * lay->node_size))
         pn[j] = -1;
     }
   }
@@ -444,7 +450,8 @@ static void walk_batch(struct walk *w, size_t i, size_t k)
     uint32_t idx = (uint32_t)(i + j);
     struct heap_hdr h;
     memcpy(h.raw, w->hdrs.buf + w->hdrs.offs[j], w->hdrs.lens[j]);
-    if (!w->hdrs.ok[j] || heap_parse_obj(w->c, o->addr, LJ_GCT_STR + o->type, &h))
+    if (!w->hdrs.ok[j] ||
+        heap_parse_obj(w->c, o->addr, LJ_GCT_STR + o->type, &h))
       continue; /* gone since it was reached */
     o->held = o->held - o->bytes + h.size;
     o->bytes = h.size;

@@ -27,8 +27,16 @@
 
 /* Object types, in the order of their gct byte (gct - 4). */
 enum heap_type {
-  HEAP_STR, HEAP_UPVAL, HEAP_THREAD, HEAP_PROTO, HEAP_FUNC, HEAP_TRACE,
-  HEAP_CDATA, HEAP_TAB, HEAP_UDATA, HEAP_NTYPES
+  HEAP_STR,
+  HEAP_UPVAL,
+  HEAP_THREAD,
+  HEAP_PROTO,
+  HEAP_FUNC,
+  HEAP_TRACE,
+  HEAP_CDATA,
+  HEAP_TAB,
+  HEAP_UDATA,
+  HEAP_NTYPES
 };
 const char *heap_type_name(int type);
 
@@ -78,8 +86,8 @@ struct heap_obj {
 
 struct heap_tally {
   uint64_t objects[HEAP_NTYPES], bytes[HEAP_NTYPES];
-  uint64_t skipped;        /* objects that failed validation */
-  const char *incomplete;  /* why the walk stopped early, NULL if not */
+  uint64_t skipped;       /* objects that failed validation */
+  const char *incomplete; /* why the walk stopped early, NULL if not */
 };
 
 struct heap_limits {
@@ -104,7 +112,7 @@ struct heap_snap {
 struct heap_hdr {
   uint8_t gct, marked;
   uint64_t nextgc;
-  uint64_t size; /* bytes it holds, as lj_gc.c frees them */
+  uint64_t size;          /* bytes it holds, as lj_gc.c frees them */
   unsigned char raw[128]; /* its header, layout->*_size bytes */
 };
 
@@ -117,8 +125,8 @@ struct heap_ctx {
   struct heap_limits lim;
 };
 
-void heap_ctx_init(struct heap_ctx *c, struct tmem *mem,
-                   const struct lj_vm *vm, const struct heap_limits *lim);
+void heap_ctx_init(struct heap_ctx *c, struct tmem *mem, const struct lj_vm *vm,
+                   const struct heap_limits *lim);
 /* Reads and validates the object at addr; gct 0 accepts any type.
  * Returns 0, or -1 when it is unreadable or not a plausible object. */
 int heap_read_obj(struct heap_ctx *c, uint64_t addr, int gct,

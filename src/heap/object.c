@@ -7,11 +7,11 @@
 
 #include "heap.h"
 
-#define PTR_OK(p) (((p) & 7) == 0 && (p) <= LJ_GC64_PTRMASK)
-#define MAX_STR (1ull << 31)      /* LJ_MAX_STR */
-#define MAX_ASIZE (1ull << 27)    /* LJ_MAX_ASIZE, roughly */
-#define MAX_HSIZE (1ull << 26)    /* LJ_MAX_HBITS 26 */
-#define MAX_STACK (1u << 20)      /* LJ_STACK_MAX plus slack */
+#define PTR_OK(p) (((p)&7) == 0 && (p) <= LJ_GC64_PTRMASK)
+#define MAX_STR (1ull << 31)   /* LJ_MAX_STR */
+#define MAX_ASIZE (1ull << 27) /* LJ_MAX_ASIZE, roughly */
+#define MAX_HSIZE (1ull << 26) /* LJ_MAX_HBITS 26 */
+#define MAX_STACK (1u << 20)   /* LJ_STACK_MAX plus slack */
 #define MAX_PROTO (1ull << 28)
 #define MAX_TRACE_PART (1u << 24)
 
@@ -42,8 +42,8 @@ uint32_t heap_field32(const struct heap_hdr *h, uint32_t off)
   return v;
 }
 
-void heap_ctx_init(struct heap_ctx *c, struct tmem *mem,
-                   const struct lj_vm *vm, const struct heap_limits *lim)
+void heap_ctx_init(struct heap_ctx *c, struct tmem *mem, const struct lj_vm *vm,
+                   const struct heap_limits *lim)
 {
   uint64_t cts = 0;
   memset(c, 0, sizeof(*c));
@@ -51,8 +51,7 @@ void heap_ctx_init(struct heap_ctx *c, struct tmem *mem,
   c->vm = vm;
   c->lay = vm->lay;
   c->lim = *lim;
-  if (!tmem_u64(mem, vm->G + c->lay->g_ctype_state, &cts) && cts &&
-      PTR_OK(cts))
+  if (!tmem_u64(mem, vm->G + c->lay->g_ctype_state, &cts) && cts && PTR_OK(cts))
     tmem_u64(mem, cts + c->lay->cts_tab, &c->ctype_tab);
 }
 
@@ -122,8 +121,8 @@ static int obj_size(struct heap_ctx *c, uint64_t addr, int type,
   case HEAP_FUNC: {
     uint8_t ffid = h->raw[lay->fn_ffid], nup = h->raw[lay->fn_nupvalues];
     if (!PTR_OK(heap_field64(h, lay->fn_env))) return -1;
-    h->size = ffid == 0 ? lay->fn_uvptr + 8ull * nup
-                        : lay->fn_cupvalue + 8ull * nup;
+    h->size =
+        ffid == 0 ? lay->fn_uvptr + 8ull * nup : lay->fn_cupvalue + 8ull * nup;
     return 0;
   }
   case HEAP_TRACE: {
@@ -210,6 +209,5 @@ int heap_read_obj(struct heap_ctx *c, uint64_t addr, int gct,
 {
   /* A cached block may predate the object (new objects land in memory
    * that was free when the block was copied): check with the target. */
-  return read_obj(c, addr, gct, h, 0) && read_obj(c, addr, gct, h, 1) ? -1
-                                                                        : 0;
+  return read_obj(c, addr, gct, h, 0) && read_obj(c, addr, gct, h, 1) ? -1 : 0;
 }

@@ -15,9 +15,9 @@
 #define COLLAPSE_ENTRIES 64 /* bigger tables: one [*] frame for all */
 
 static const char *const lua_keywords[] = {
-    "and",  "break", "do",     "else", "elseif", "end",   "false", "for",
-    "function", "goto", "if", "in",   "local",  "nil",   "not",   "or",
-    "repeat", "return", "then", "true", "until", "while"};
+    "and",      "break",  "do",   "else", "elseif", "end",  "false", "for",
+    "function", "goto",   "if",   "in",   "local",  "nil",  "not",   "or",
+    "repeat",   "return", "then", "true", "until",  "while"};
 
 static int is_ident(const char *s, size_t n)
 {
@@ -49,34 +49,42 @@ static void quoted(char *out, size_t len, const char *s, long n)
   o += (size_t)snprintf(out + o, len - o, "[\"");
   for (long i = 0; i < shown && o + 8 < len; i++) {
     unsigned char ch = (unsigned char)s[i];
-    if (ch == '"' || ch == '\\') o += (size_t)snprintf(out + o, len - o, "\\%c", ch);
-    else if (ch < 32 || ch == 127) o += (size_t)snprintf(out + o, len - o, "\\%d", ch);
-    else out[o++] = (char)ch;
+    if (ch == '"' || ch == '\\')
+      o += (size_t)snprintf(out + o, len - o, "\\%c", ch);
+    else if (ch < 32 || ch == 127)
+      o += (size_t)snprintf(out + o, len - o, "\\%d", ch);
+    else
+      out[o++] = (char)ch;
   }
   snprintf(out + o, len - o, "%s\"]", shown < n ? "..." : "");
 }
 
 /* The key of a table entry: .name, ["str"], [3], [true], [table 0x...]. */
-static void key_label(struct heap_ctx *c, uint64_t key, int brackets,
-                      char *buf, size_t len)
+static void key_label(struct heap_ctx *c, uint64_t key, int brackets, char *buf,
+                      size_t len)
 {
   uint32_t tag = (uint32_t)(key >> 47);
   if (tag == LJ_TAG_STR) {
     char s[KEY_SHOW_MAX];
     long n = read_str(c, key & LJ_GC64_PTRMASK, s, sizeof(s));
-    if (n < 0) snprintf(buf, len, "[?]");
+    if (n < 0)
+      snprintf(buf, len, "[?]");
     else if (!brackets && n <= KEY_SHOW_MAX && is_ident(s, (size_t)n))
       snprintf(buf, len, ".%.*s", (int)n, s);
-    else quoted(buf, len, s, n);
+    else
+      quoted(buf, len, s, n);
   } else if (tag < 0x1fff2) { /* a number */
     double d;
     memcpy(&d, &key, 8);
-    if (d == (double)(int64_t)d) snprintf(buf, len, "[%" PRId64 "]", (int64_t)d);
-    else snprintf(buf, len, "[%.17g]", d);
+    if (d == (double)(int64_t)d)
+      snprintf(buf, len, "[%" PRId64 "]", (int64_t)d);
+    else
+      snprintf(buf, len, "[%.17g]", d);
   } else if (tag == 0x1fffe || tag == 0x1fffd) {
     snprintf(buf, len, "[%s]", tag == 0x1fffd ? "true" : "false");
   } else if (tag == 0x1fffc) {
-    snprintf(buf, len, "[lightuserdata 0x%" PRIx64 "]", (uint64_t)(key & LJ_GC64_PTRMASK));
+    snprintf(buf, len, "[lightuserdata 0x%" PRIx64 "]",
+             (uint64_t)(key & LJ_GC64_PTRMASK));
   } else {
     int type = (int)(~tag & 0xff) - LJ_GCT_STR;
     snprintf(buf, len, "[%s 0x%" PRIx64 "]", heap_type_name(type),
@@ -101,16 +109,19 @@ static void func_label(struct heap_ctx *c, const struct heap_snap *s,
       !tmem_u64(c->mem, pc - lay->pt_size + lay->pt_chunkname, &cn) &&
       !tmem_u32(c->mem, pc - lay->pt_size + lay->pt_firstline, &line)) {
     long n = read_str(c, cn, chunk, sizeof(chunk) - 1);
-    chunk[n < 0 ? 0 : n < (long)sizeof(chunk) - 1 ? n : (long)sizeof(chunk) - 1] = '\0';
+    chunk[n < 0                         ? 0
+          : n < (long)sizeof(chunk) - 1 ? n
+                                        : (long)sizeof(chunk) - 1] = '\0';
   }
-  snprintf(buf, len, "%s (%s:%u)", name,
+  /* Long chunk names are cut: the label only has to identify the place. */
+  snprintf(buf, len, "%s (%.200s:%u)", name,
            chunk[0] == '@' || chunk[0] == '=' ? chunk + 1 : chunk, line);
 }
 
 /* Name of upvalue number n of the Lua function at f: the prototype's
  * uvinfo holds the names, NUL-terminated, in order. */
-static void upvalue_name(struct heap_ctx *c, uint64_t f, uint32_t n,
-                         char *buf, size_t len)
+static void upvalue_name(struct heap_ctx *c, uint64_t f, uint32_t n, char *buf,
+                         size_t len)
 {
   const struct lj_layout *lay = c->lay;
   uint64_t pc, pt, uvinfo;
@@ -151,15 +162,16 @@ static const char *root_name(uint64_t key, uint32_t nroots, char *buf,
   /* g->gcroot[]: metamethod names, then one base metatable per type tag
    * (~itype, 14 of them), then io.input and io.output (lj_obj.h). */
   static const char *const tags[14] = {
-      "nil",   "false",    "true",  "lightuserdata", "string",
-      "upvalue", "thread", "prototype", "function", "trace",
-      "cdata", "table",    "userdata", "number"};
+      "nil",     "false",  "true",      "lightuserdata", "string",
+      "upvalue", "thread", "prototype", "function",      "trace",
+      "cdata",   "table",  "userdata",  "number"};
   uint64_t i = key - HEAP_ROOT_VM, basemt = nroots - 2 - 14;
   if (i + 2 == nroots) return "io.input";
   if (i + 1 == nroots) return "io.output";
   if (i >= basemt && i < basemt + 14)
     snprintf(buf, len, "metatable of all %ss", tags[i - basemt]);
-  else snprintf(buf, len, "metamethod name %u", (unsigned)i);
+  else
+    snprintf(buf, len, "metamethod name %u", (unsigned)i);
   return buf;
 }
 
@@ -167,11 +179,12 @@ void heap_label(struct heap_ctx *c, const struct heap_snap *s, uint32_t idx,
                 int collapse, char *buf, size_t len)
 {
   const struct heap_obj *o = &s->objs[idx];
-  const struct heap_obj *p = o->parent == HEAP_NOPARENT ? NULL
-                                                         : &s->objs[o->parent];
+  const struct heap_obj *p =
+      o->parent == HEAP_NOPARENT ? NULL : &s->objs[o->parent];
   char tmp[320];
   if (!p) {
-    snprintf(buf, len, "%s", root_name(o->key, c->lay->g_ngcroot, tmp, sizeof(tmp)));
+    snprintf(buf, len, "%s",
+             root_name(o->key, c->lay->g_ngcroot, tmp, sizeof(tmp)));
     return;
   }
   if (collapse && p->type == HEAP_TAB && p->entries > COLLAPSE_ENTRIES &&
@@ -181,18 +194,14 @@ void heap_label(struct heap_ctx *c, const struct heap_snap *s, uint32_t idx,
     return;
   }
   switch (o->edge) {
-  case HEAP_EDGE_ARRAY:
-    snprintf(buf, len, "[%" PRIu64 "]", o->key);
-    break;
+  case HEAP_EDGE_ARRAY: snprintf(buf, len, "[%" PRIu64 "]", o->key); break;
   case HEAP_EDGE_HASH:
     /* package.loaded["name"]: module names are file-like, bracket them. */
-    key_label(c, o->key, p->edge == HEAP_EDGE_ROOT &&
-                             p->key == HEAP_ROOT_LOADED,
-              buf, len);
+    key_label(c, o->key,
+              p->edge == HEAP_EDGE_ROOT && p->key == HEAP_ROOT_LOADED, buf,
+              len);
     break;
-  case HEAP_EDGE_KEY:
-    snprintf(buf, len, "<key>");
-    break;
+  case HEAP_EDGE_KEY: snprintf(buf, len, "<key>"); break;
   case HEAP_EDGE_META: snprintf(buf, len, "<metatable>"); break;
   case HEAP_EDGE_ENV: snprintf(buf, len, "<env>"); break;
   case HEAP_EDGE_PROTO: snprintf(buf, len, "<prototype>"); break;

@@ -22,8 +22,8 @@
 
 /* One table in a report: its index in the snapshot(s). */
 struct row {
-  uint32_t idx;        /* in the (last) snapshot */
-  int64_t before;      /* index in the first snapshot, -1 if new */
+  uint32_t idx;   /* in the (last) snapshot */
+  int64_t before; /* index in the first snapshot, -1 if new */
   int64_t score;
 };
 
@@ -36,8 +36,9 @@ static uint64_t peak_rss(void)
 static int by_score(const void *a, const void *b)
 {
   const struct row *x = a, *y = b;
-  return x->score < y->score ? 1 : x->score > y->score ? -1
-         : (x->idx > y->idx) - (x->idx < y->idx);
+  return x->score < y->score   ? 1
+         : x->score > y->score ? -1
+                               : (x->idx > y->idx) - (x->idx < y->idx);
 }
 
 /* The n largest tables of s (by own bytes). Caller frees. */
@@ -65,8 +66,9 @@ static struct row *grown(struct heap_ctx *c, const struct heap_snap *before,
     const struct heap_obj *a = &after->objs[i];
     uint32_t b;
     int64_t bytes0 = 0, entries0 = 0, score;
-    int found = a->type == HEAP_TAB && !addrmap_get(&before->seen, a->addr, &b) &&
-                b != HEAP_LEAF && before->objs[b].type == HEAP_TAB;
+    int found = a->type == HEAP_TAB &&
+                !addrmap_get(&before->seen, a->addr, &b) && b != HEAP_LEAF &&
+                before->objs[b].type == HEAP_TAB;
     if (a->type != HEAP_TAB) continue;
     if (found) {
       bytes0 = (int64_t)before->objs[b].bytes;
@@ -74,7 +76,8 @@ static struct row *grown(struct heap_ctx *c, const struct heap_snap *before,
     }
     score = (int64_t)a->bytes - bytes0 +
             NODE_BYTES * ((int64_t)a->entries - entries0);
-    if (score > 0) rows[k++] = (struct row){(uint32_t)i, found ? (int64_t)b : -1, score};
+    if (score > 0)
+      rows[k++] = (struct row){(uint32_t)i, found ? (int64_t)b : -1, score};
   }
   qsort(rows, k, sizeof(*rows), by_score);
   *n = k < (size_t)top ? k : (size_t)top;
@@ -114,34 +117,36 @@ static void text_types(FILE *out, const struct heap_snap *s)
   fprintf(out, "  %-10s %12s %14s %12s %14s\n", "type", "objects", "bytes",
           "reached", "reached bytes");
   for (int i = 0; i < HEAP_NTYPES; i++)
-    fprintf(out, "  %-10s %12" PRIu64 " %14" PRIu64 " %12" PRIu64
-                 " %14" PRIu64 "\n",
+    fprintf(out,
+            "  %-10s %12" PRIu64 " %14" PRIu64 " %12" PRIu64 " %14" PRIu64 "\n",
             heap_type_name(i), s->census.objects[i], s->census.bytes[i],
             s->graph.objects[i], s->graph.bytes[i]);
   total(&s->census, &co, &cb);
   total(&s->graph, &go, &gb);
-  fprintf(out, "  %-10s %12" PRIu64 " %14" PRIu64 " %12" PRIu64 " %14" PRIu64
-               "\n",
+  fprintf(out,
+          "  %-10s %12" PRIu64 " %14" PRIu64 " %12" PRIu64 " %14" PRIu64 "\n",
           "all", co, cb, go, gb);
   fprintf(out, "  objects/bytes: every object on the GC lists (garbage not "
                "yet swept included);\n  reached: from package.loaded, _G, "
                "the registry, the main thread, VM roots\n");
-  fprintf(out, "  skipped as inconsistent: %" PRIu64 " on the GC lists, %" PRIu64
-               " reached%s%s%s%s\n",
+  fprintf(out,
+          "  skipped as inconsistent: %" PRIu64 " on the GC lists, %" PRIu64
+          " reached%s%s%s%s\n",
           s->census.skipped, s->graph.skipped,
           s->census.incomplete ? "; GC lists: " : "",
           s->census.incomplete ? s->census.incomplete : "",
           s->graph.incomplete ? "; graph: " : "",
           s->graph.incomplete ? s->graph.incomplete : "");
   if (s->entries_capped)
-    fprintf(out, "  %" PRIu64 " tables/stacks read only up to "
-                 "--max-entries\n", s->entries_capped);
+    fprintf(out,
+            "  %" PRIu64 " tables/stacks read only up to "
+            "--max-entries\n",
+            s->entries_capped);
 }
 
 static void text_vm_header(FILE *out, const struct heap_snap *s)
 {
-  fprintf(out, "VM 0x%" PRIx64 " (LuaJIT 2.1 %s): GC total %" PRIu64
-               " bytes\n",
+  fprintf(out, "VM 0x%" PRIx64 " (LuaJIT 2.1 %s): GC total %" PRIu64 " bytes\n",
           s->vm->G, lj_flavor_name(s->vm->lay->flavor), s->gc_total);
 }
 
@@ -165,9 +170,8 @@ static void text_largest(FILE *out, struct heap_ctx *c,
   free(rows);
 }
 
-static void text_grown(FILE *out, struct heap_ctx *c,
-                       const struct heap_snap *b, const struct heap_snap *a,
-                       int top)
+static void text_grown(FILE *out, struct heap_ctx *c, const struct heap_snap *b,
+                       const struct heap_snap *a, int top)
 {
   size_t n;
   struct row *rows = grown(c, b, a, top, &n);
@@ -175,19 +179,21 @@ static void text_grown(FILE *out, struct heap_ctx *c,
   if (!rows) return;
   total(&b->census, &bo, &bb);
   total(&a->census, &ao, &ab);
-  fprintf(out, "  GC lists: %" PRIu64 " -> %" PRIu64 " objects, %" PRIu64
-               " -> %" PRIu64 " bytes; GC total %" PRIu64 " -> %" PRIu64
-               " bytes\n",
+  fprintf(out,
+          "  GC lists: %" PRIu64 " -> %" PRIu64 " objects, %" PRIu64
+          " -> %" PRIu64 " bytes; GC total %" PRIu64 " -> %" PRIu64 " bytes\n",
           bo, ao, bb, ab, b->gc_total, a->gc_total);
-  if (!n) fprintf(out, "  no table grew\n");
+  if (!n)
+    fprintf(out, "  no table grew\n");
   else
-    fprintf(out, "  tables that grew (bytes and entries before -> after):\n"
-                 "  %23s %21s  %s\n",
+    fprintf(out,
+            "  tables that grew (bytes and entries before -> after):\n"
+            "  %23s %21s  %s\n",
             "bytes", "entries", "path");
   for (size_t i = 0; i < n; i++) {
     const struct heap_obj *o = &a->objs[rows[i].idx];
-    const struct heap_obj *p = rows[i].before >= 0 ? &b->objs[rows[i].before]
-                                                   : NULL;
+    const struct heap_obj *p =
+        rows[i].before >= 0 ? &b->objs[rows[i].before] : NULL;
     char path[PATH_MAX_LEN];
     heap_path(c, a, rows[i].idx, path, sizeof(path));
     fprintf(out, "  %10" PRIu64 " -> %10" PRIu64 " %8u -> %8u  %s%s\n",
@@ -212,12 +218,15 @@ void heap_report_text(FILE *out, const struct heap_run *r)
     const struct heap_snap *s = r->after ? &r->after[i] : &r->before[i];
     text_vm_header(out, s);
     text_types(out, s);
-    if (r->after) text_grown(out, &r->ctxs[i], &r->before[i], s, r->top);
-    else text_largest(out, &r->ctxs[i], s, r->top);
+    if (r->after)
+      text_grown(out, &r->ctxs[i], &r->before[i], s, r->top);
+    else
+      text_largest(out, &r->ctxs[i], s, r->top);
   }
   if (r->flame) fprintf(out, "flame graph: %s\n", r->flame);
-  fprintf(out, "snapshot%s: %.3f s, %" PRIu64 " bytes read from the target; "
-               "luaspy peak RSS %" PRIu64 " bytes\n",
+  fprintf(out,
+          "snapshot%s: %.3f s, %" PRIu64 " bytes read from the target; "
+          "luaspy peak RSS %" PRIu64 " bytes\n",
           r->after ? "s" : "", r->seconds, r->bytes_read, peak_rss());
 }
 
@@ -358,8 +367,10 @@ int heap_report_json(FILE *out, const struct heap_run *r)
   json_key(j, "stopped_seconds");
   json_double(j, r->stopped ? r->stopped_seconds : 0);
   json_key(j, "diff_seconds");
-  if (r->after) json_double(j, r->interval);
-  else json_null(j);
+  if (r->after)
+    json_double(j, r->interval);
+  else
+    json_null(j);
   json_key(j, "vms");
   json_begin_arr(j);
   for (size_t i = 0; i < r->nvms; i++) json_vm(j, r, i);

@@ -11,8 +11,8 @@
 
 struct heap_run {
   pid_t pid;
-  int stopped;        /* the target was ptrace-stopped while walked */
-  int top;            /* tables listed */
+  int stopped; /* the target was ptrace-stopped while walked */
+  int top;     /* tables listed */
   size_t nvms;
   struct heap_ctx *ctxs;
   struct heap_snap *before; /* the snapshot (the first one with --diff) */

@@ -59,7 +59,10 @@ void tmem_flush(struct tmem *m)
   for (size_t i = 0; i < m->nslots; i++) m->slots[i].tag = 0;
 }
 
-uint64_t tmem_bytes_read(const struct tmem *m) { return m->bytes_read; }
+uint64_t tmem_bytes_read(const struct tmem *m)
+{
+  return m->bytes_read;
+}
 
 static int direct(struct tmem *m, uint64_t addr, void *buf, size_t len)
 {
@@ -97,8 +100,10 @@ int tmem_read(struct tmem *m, uint64_t addr, void *buf, size_t len)
     uint32_t off = (uint32_t)(addr & (BLOCK_SIZE - 1));
     size_t n = BLOCK_SIZE - off < len ? BLOCK_SIZE - off : len;
     struct block *b = load(m, bno);
-    if (b && off + n <= b->valid) memcpy(out, b->data + off, n);
-    else if (direct(m, addr, out, n)) return -1; /* mapping starts mid-block */
+    if (b && off + n <= b->valid)
+      memcpy(out, b->data + off, n);
+    else if (direct(m, addr, out, n))
+      return -1; /* mapping starts mid-block */
     out += n;
     addr += n;
     len -= n;
@@ -111,9 +116,9 @@ int tmem_read_fresh(struct tmem *m, uint64_t addr, void *buf, size_t len)
   return direct(m, addr, buf, len);
 }
 
-#define GATHER_MAX 1024       /* IOV_MAX */
-#define RUN_GAP 256           /* ranges closer than this are read as one */
-#define RUN_MAX (256u << 10)  /* bytes per merged read */
+#define GATHER_MAX 1024        /* IOV_MAX */
+#define RUN_GAP 256            /* ranges closer than this are read as one */
+#define RUN_MAX (256u << 10)   /* bytes per merged read */
 #define SCRATCH_MAX (8u << 20) /* bytes per syscall of merged reads */
 
 /* One range per iovec; a range that faults is lost, the others are read. */
@@ -148,9 +153,9 @@ static void gather_each(struct tmem *m, const uint64_t *addrs,
 }
 
 struct run {
-  uint64_t lo, hi;     /* target range */
-  size_t first, last;  /* its members: order[first..last) */
-  size_t at;           /* offset in the scratch buffer */
+  uint64_t lo, hi;    /* target range */
+  size_t first, last; /* its members: order[first..last) */
+  size_t at;          /* offset in the scratch buffer */
 };
 
 struct gctx {
@@ -220,7 +225,8 @@ void tmem_gather(struct tmem *m, const uint64_t *addrs, const uint32_t *lens,
   struct gctx *g = calloc(1, sizeof(*g));
   struct byaddr *sorted;
   memset(ok, 0, n);
-  if (!order || !g || (!m->scratch && !(m->scratch = malloc(SCRATCH_MAX + RUN_MAX)))) {
+  if (!order || !g ||
+      (!m->scratch && !(m->scratch = malloc(SCRATCH_MAX + RUN_MAX)))) {
     /* No memory to merge: one iovec per range still works. */
     for (size_t i = 0; order && i < n; i++) order[i] = i;
     if (order) gather_each(m, addrs, lens, offs, order, n, out, ok);
@@ -246,8 +252,13 @@ void tmem_gather(struct tmem *m, const uint64_t *addrs, const uint32_t *lens,
   if (!in_order) qsort(sorted, n, sizeof(*sorted), by_addr);
   for (size_t i = 0; i < n; i++) order[i] = sorted[i].i;
   free(sorted);
-  *g = (struct gctx){.m = m, .addrs = addrs, .lens = lens, .offs = offs,
-                     .out = out, .ok = ok, .order = order};
+  *g = (struct gctx){.m = m,
+                     .addrs = addrs,
+                     .lens = lens,
+                     .offs = offs,
+                     .out = out,
+                     .ok = ok,
+                     .order = order};
   for (size_t r = 0; r < n;) {
     uint64_t lo = addrs[order[r]], hi = lo + lens[order[r]];
     size_t first = r++;

@@ -10,8 +10,8 @@
 
 #include "jitstate.h"
 
-#define J_READ_MAX 8192            /* sanity bound on the jit_State copy */
-#define MCAREA_CHAIN_MAX 4096      /* areas walked through MCLink.next */
+#define J_READ_MAX 8192             /* sanity bound on the jit_State copy */
+#define MCAREA_CHAIN_MAX 4096       /* areas walked through MCLink.next */
 #define PROTO_SCAN_MAX (256u << 10) /* bytes of bytecode scanned back */
 #define PROTO_SCAN_CHUNK 4096
 
@@ -94,8 +94,7 @@ int jit_trace_read(pid_t pid, const struct lj_vm *vm, uint64_t T,
 {
   const struct lj_layout *lay = vm->lay;
   unsigned char b[256];
-  if (lay->tr_size > sizeof(b) || proc_read(pid, T, b, lay->tr_size))
-    return -1;
+  if (lay->tr_size > sizeof(b) || proc_read(pid, T, b, lay->tr_size)) return -1;
   if (b[lay->L_gct] != LJ_GCT_TRACE) return -1;
   h->startpt = get64(b, lay->tr_startpt) & LJ_GC64_PTRMASK;
   h->startpc = get64(b, lay->tr_startpc);
@@ -137,7 +136,8 @@ int32_t jit_vmstate(pid_t pid, const struct lj_vm *vm)
   return v;
 }
 
-/* -- LuaJIT's names --------------------------------------------------------- */
+/* -- LuaJIT's names ---------------------------------------------------------
+ */
 
 const char *jit_param_name(int i)
 {
@@ -152,9 +152,9 @@ const char *jit_linktype_name(unsigned lt)
 {
   /* jit/dump.lua's names for LJ_TRLINK_* */
   static const char *const names[] = {
-      "none",           "root",        "loop",   "tail-recursion",
-      "up-recursion",   "down-recursion", "interpreter", "return",
-      "stitch"};
+      "none",           "root",         "loop",
+      "tail-recursion", "up-recursion", "down-recursion",
+      "interpreter",    "return",       "stitch"};
   return lt < sizeof(names) / sizeof(names[0]) ? names[lt] : "?";
 }
 
@@ -230,25 +230,24 @@ int jit_reason_is_nyiffu(const struct lj_layout *lay, unsigned reason)
   return reason == TRERR_NYIFFU;
 }
 
-
 const char *jit_bc_name(const struct lj_layout *lay, unsigned op)
 {
   /* lj_bc.h BCDEF order of the 2.1 builds with bc_max == 97 */
   static const char *const names[] = {
-      "ISLT",  "ISGE",   "ISLE",  "ISGT",  "ISEQV",  "ISNEV",  "ISEQS",
-      "ISNES", "ISEQN",  "ISNEN", "ISEQP", "ISNEP",  "ISTC",   "ISFC",
-      "IST",   "ISF",    "ISTYPE", "ISNUM", "MOV",   "NOT",    "UNM",
-      "LEN",   "ADDVN",  "SUBVN", "MULVN", "DIVVN",  "MODVN",  "ADDNV",
-      "SUBNV", "MULNV",  "DIVNV", "MODNV", "ADDVV",  "SUBVV",  "MULVV",
-      "DIVVV", "MODVV",  "POW",   "CAT",   "KSTR",   "KCDATA", "KSHORT",
-      "KNUM",  "KPRI",   "KNIL",  "UGET",  "USETV",  "USETS",  "USETN",
-      "USETP", "UCLO",   "FNEW",  "TNEW",  "TDUP",   "GGET",   "GSET",
-      "TGETV", "TGETS",  "TGETB", "TGETR", "TSETV",  "TSETS",  "TSETB",
-      "TSETM", "TSETR",  "CALLM", "CALL",  "CALLMT", "CALLT",  "ITERC",
-      "ITERN", "VARG",   "ISNEXT", "RETM", "RET",    "RET0",   "RET1",
-      "FORI",  "JFORI",  "FORL",  "IFORL", "JFORL",  "ITERL",  "IITERL",
-      "JITERL", "LOOP",  "ILOOP", "JLOOP", "JMP",    "FUNCF",  "IFUNCF",
-      "JFUNCF", "FUNCV", "IFUNCV", "JFUNCV", "FUNCC", "FUNCCW"};
+      "ISLT",   "ISGE",  "ISLE",   "ISGT",   "ISEQV",  "ISNEV",  "ISEQS",
+      "ISNES",  "ISEQN", "ISNEN",  "ISEQP",  "ISNEP",  "ISTC",   "ISFC",
+      "IST",    "ISF",   "ISTYPE", "ISNUM",  "MOV",    "NOT",    "UNM",
+      "LEN",    "ADDVN", "SUBVN",  "MULVN",  "DIVVN",  "MODVN",  "ADDNV",
+      "SUBNV",  "MULNV", "DIVNV",  "MODNV",  "ADDVV",  "SUBVV",  "MULVV",
+      "DIVVV",  "MODVV", "POW",    "CAT",    "KSTR",   "KCDATA", "KSHORT",
+      "KNUM",   "KPRI",  "KNIL",   "UGET",   "USETV",  "USETS",  "USETN",
+      "USETP",  "UCLO",  "FNEW",   "TNEW",   "TDUP",   "GGET",   "GSET",
+      "TGETV",  "TGETS", "TGETB",  "TGETR",  "TSETV",  "TSETS",  "TSETB",
+      "TSETM",  "TSETR", "CALLM",  "CALL",   "CALLMT", "CALLT",  "ITERC",
+      "ITERN",  "VARG",  "ISNEXT", "RETM",   "RET",    "RET0",   "RET1",
+      "FORI",   "JFORI", "FORL",   "IFORL",  "JFORL",  "ITERL",  "IITERL",
+      "JITERL", "LOOP",  "ILOOP",  "JLOOP",  "JMP",    "FUNCF",  "IFUNCF",
+      "JFUNCF", "FUNCV", "IFUNCV", "JFUNCV", "FUNCC",  "FUNCCW"};
   if (lay->bc_max != sizeof(names) / sizeof(names[0]) || op >= lay->bc_max)
     return "?";
   return names[op];
@@ -266,8 +265,7 @@ static int proto_fits(pid_t pid, const struct lj_layout *lay, uint64_t pt,
 {
   unsigned char h[128];
   uint32_t sizebc, sizept;
-  if (lay->pt_size > sizeof(h) || proc_read(pid, pt, h, lay->pt_size))
-    return 0;
+  if (lay->pt_size > sizeof(h) || proc_read(pid, pt, h, lay->pt_size)) return 0;
   sizebc = get32(h, lay->pt_sizebc);
   sizept = get32(h, lay->pt_sizekgc + 8); /* sizept follows sizekn */
   return h[lay->L_gct] == LJ_GCT_PROTO &&
@@ -288,9 +286,8 @@ uint64_t jit_proto_of_pc(pid_t pid, const struct lj_layout *lay, uint64_t pc)
     for (int i = (int)(sizeof(buf) / 4) - 1; i >= 0; i--) {
       uint64_t bc0 = lo + 4 * (uint64_t)i;
       if (is_funchead(lay, (uint8_t)buf[i]))
-        return proto_fits(pid, lay, bc0 - lay->pt_size, pc)
-                   ? bc0 - lay->pt_size
-                   : 0;
+        return proto_fits(pid, lay, bc0 - lay->pt_size, pc) ? bc0 - lay->pt_size
+                                                            : 0;
     }
     hi = lo;
   }
@@ -302,7 +299,8 @@ int jit_pc_blacklisted(pid_t pid, const struct lj_layout *lay, uint64_t pt,
 {
   uint32_t ins;
   uint8_t op;
-  if (!pt || jit_proto_of_pc(pid, lay, pc) != pt || proc_read_u32(pid, pc, &ins))
+  if (!pt || jit_proto_of_pc(pid, lay, pc) != pt ||
+      proc_read_u32(pid, pc, &ins))
     return -1;
   op = (uint8_t)ins;
   return op == lay->bc_forl + 1 || op == lay->bc_forl + 4 ||

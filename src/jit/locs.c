@@ -65,7 +65,8 @@ int jit_loc(struct jit_locs *l, int vm, uint64_t pt, uint64_t pc)
   e->pc = pc;
   e->vm = vm;
   e->stamp = stamp;
-  if (pt && lj_proto_where(l->sym, v, pt, pc, chunk, sizeof(chunk), &line) == 0) {
+  if (pt &&
+      lj_proto_where(l->sym, v, pt, pc, chunk, sizeof(chunk), &line) == 0) {
     snprintf(e->where, sizeof(e->where), "%s:%d", chunk, line);
     /* a chunk name is any string; keep the text output one line */
     for (char *c = e->where; *c; c++)

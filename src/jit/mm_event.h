@@ -21,10 +21,10 @@ struct jit_mm_config {
 };
 
 struct jit_mm_event {
-  __u64 ts;     /* bpf_ktime_get_ns() at entry */
-  __u64 addr;   /* mmap: the hint; else the address */
+  __u64 ts;   /* bpf_ktime_get_ns() at entry */
+  __u64 addr; /* mmap: the hint; else the address */
   __u64 len;
-  __s64 ret;    /* mmap: its result (an address or -errno); else 0 */
+  __s64 ret;              /* mmap: its result (an address or -errno); else 0 */
   __u64 startpt, startpc; /* J->cur of the VM that is compiling */
   __u32 tid, kind, prot, flags;
   __s32 vmstate; /* of that VM (or of VM 0 when none compiles) */

@@ -60,8 +60,8 @@ static void count_where(struct jit_mmwatch *m, const struct jit_mm_event *e)
       x->vm = e->vm;
       x->startpt = e->startpt & LJ_GC64_PTRMASK;
       x->startpc = e->startpc;
-      x->loc = jit_loc(&m->w->locs, m->w->vms[e->vm].idx, x->startpt,
-                       x->startpc);
+      x->loc =
+          jit_loc(&m->w->locs, m->w->vms[e->vm].idx, x->startpt, x->startpc);
     }
     x->n++;
     return;
@@ -105,8 +105,8 @@ static int on_event(void *ctx, void *data, size_t size)
     *l = (struct last_mmap){e->tid, e->addr, (uint64_t)e->ret, e->len};
     break;
   case JIT_MM_MUNMAP:
-    if (l->tid == e->tid && l->hint && l->ret != l->hint &&
-        l->ret == e->addr && l->len == e->len)
+    if (l->tid == e->tid && l->hint && l->ret != l->hint && l->ret == e->addr &&
+        l->len == e->len)
       st->failed_placements++;
     l->tid = 0;
     break;
@@ -118,8 +118,8 @@ static int on_event(void *ctx, void *data, size_t size)
   return 0;
 }
 
-struct jit_mmwatch *jit_mm_open(struct jit_watch *w, double seconds,
-                                char *why, size_t len)
+struct jit_mmwatch *jit_mm_open(struct jit_watch *w, double seconds, char *why,
+                                size_t len)
 {
   struct jit_mmwatch *m = calloc(1, sizeof(*m));
   int err;
@@ -157,8 +157,9 @@ struct jit_mmwatch *jit_mm_open(struct jit_watch *w, double seconds,
   if ((err = -luaspy_jit_mm__load(m->skel)) ||
       (err = -luaspy_jit_mm__attach(m->skel))) {
     snprintf(why, len, "cannot load the syscall tracer: %s%s", strerror(err),
-             err == EPERM || err == EACCES ? " (needs root or CAP_BPF+CAP_PERFMON)"
-                                           : "");
+             err == EPERM || err == EACCES
+                 ? " (needs root or CAP_BPF+CAP_PERFMON)"
+                 : "");
     goto fail;
   }
   if (!(m->rb = ring_buffer__new(bpf_map__fd(m->skel->maps.jit_mm_events),

@@ -11,8 +11,8 @@
 #include "mm_event.h"
 #include "watch.h"
 
-#define JIT_MM_SIZES 16  /* distinct mmap lengths kept */
-#define JIT_MM_WHERE 64  /* distinct traces being compiled kept */
+#define JIT_MM_SIZES 16   /* distinct mmap lengths kept */
+#define JIT_MM_WHERE 64   /* distinct traces being compiled kept */
 #define JIT_MM_BUCKET 0.1 /* seconds per timeline bucket */
 
 struct jit_mm_size {
@@ -27,13 +27,13 @@ struct jit_mm_where {
 };
 
 struct jit_mm_stats {
-  uint64_t n[4];         /* by enum jit_mm_kind */
+  uint64_t n[4]; /* by enum jit_mm_kind */
   uint64_t mapped_bytes;
   struct jit_mm_size sizes[JIT_MM_SIZES];
-  uint64_t other_sizes;  /* mmaps of lengths beyond the first 16 */
-  uint64_t mcode_mmaps;  /* made while assembling (vmstate ASM) */
-  uint64_t failed_placements; /* mmap(hint) elsewhere, unmapped again */
-  uint64_t mmap_errors;  /* mmap returned -errno */
+  uint64_t other_sizes;         /* mmaps of lengths beyond the first 16 */
+  uint64_t mcode_mmaps;         /* made while assembling (vmstate ASM) */
+  uint64_t failed_placements;   /* mmap(hint) elsewhere, unmapped again */
+  uint64_t mmap_errors;         /* mmap returned -errno */
   uint64_t compiling_mprotects; /* mprotect while a VM compiled */
   struct jit_mm_where where[JIT_MM_WHERE];
   uint64_t dropped;
@@ -48,8 +48,8 @@ struct jit_mmwatch;
 
 /* Starts tracing the calls of w's process for about `seconds`. NULL with
  * a one-line reason. */
-struct jit_mmwatch *jit_mm_open(struct jit_watch *w, double seconds,
-                                char *why, size_t len);
+struct jit_mmwatch *jit_mm_open(struct jit_watch *w, double seconds, char *why,
+                                size_t len);
 /* The CLOCK_MONOTONIC time (ns) the buckets count from. */
 void jit_mm_start(struct jit_mmwatch *m, uint64_t t0_ns);
 /* Also counts the calls made after CLOCK_MONOTONIC time ns (e.g. after a

@@ -12,8 +12,8 @@
 #include "poke.h"
 
 #define HOTCOUNT_SIZE 64
-#define SNAPS_MAX 65535   /* nsnap is 16 bits */
-#define POKE_IOV 1024     /* remote pieces per process_vm_writev */
+#define SNAPS_MAX 65535 /* nsnap is 16 bits */
+#define POKE_IOV 1024   /* remote pieces per process_vm_writev */
 
 int jit_poke(pid_t pid, uint64_t addr, const void *buf, size_t len)
 {
@@ -31,7 +31,8 @@ static int poke_zeros(pid_t pid, const uint64_t *addr, size_t n)
   struct iovec l = {(void *)zeros, 0}, r[POKE_IOV];
   for (size_t i = 0; i < n; i += POKE_IOV) {
     size_t k = n - i < POKE_IOV ? n - i : POKE_IOV;
-    for (size_t j = 0; j < k; j++) r[j] = (struct iovec){(void *)addr[i + j], 1};
+    for (size_t j = 0; j < k; j++)
+      r[j] = (struct iovec){(void *)addr[i + j], 1};
     l.iov_len = k;
     if (process_vm_writev(pid, &l, 1, r, k, 0) != (ssize_t)k) return -1;
   }
@@ -61,8 +62,10 @@ static void decay_exits(struct jit_watch *w, struct jit_vmwatch *vw,
       if (c && c != JIT_SNAPCOUNT_DONE)
         addr[n++] = tr->h.snap + i * lay->snap_size + lay->snap_count;
     }
-    if (n && poke_zeros(w->pid, addr, n)) ds->failed++;
-    else ds->exits += n;
+    if (n && poke_zeros(w->pid, addr, n))
+      ds->failed++;
+    else
+      ds->exits += n;
   }
   free(snaps);
   free(addr);

@@ -13,10 +13,10 @@
 #include "watch.h"
 
 struct jit_decay_stats {
-  uint64_t rounds;   /* decays done */
-  uint64_t hot;      /* hot counters written */
-  uint64_t exits;    /* side-exit counters set back to 0 */
-  uint64_t failed;   /* writes that failed */
+  uint64_t rounds; /* decays done */
+  uint64_t hot;    /* hot counters written */
+  uint64_t exits;  /* side-exit counters set back to 0 */
+  uint64_t failed; /* writes that failed */
 };
 
 /* Writes len bytes at addr in the target. 0 or -1 (errno set). */

@@ -12,8 +12,8 @@
 #define TEXT_ABORTS 20
 
 static const char *const vs_names[JIT_VS_N] = {
-    "interpreted", "c", "gc", "exit", "record", "optimize", "assemble",
-    "trace", "other"};
+    "interpreted", "c",        "gc",    "exit", "record",
+    "optimize",    "assemble", "trace", "other"};
 
 /* Traces are placed top-down from mctop towards mcbot. */
 static uint64_t area_free(const struct jit_state *c)
@@ -46,8 +46,7 @@ static struct counts vm_counts(const struct jit_vmwatch *vw)
 }
 
 static const char *reason_text(const struct jit_vmwatch *vw,
-                               const struct jit_abort *a, char *buf,
-                               size_t len)
+                               const struct jit_abort *a, char *buf, size_t len)
 {
   return jit_abort_text(vw->vm->lay, a->reason, a->detail, buf, len);
 }
@@ -70,15 +69,19 @@ static void text_traces(FILE *out, const struct jit_session *s,
   for (size_t i = 0; i < vw->ntraces; i++) ix[n++] = i;
   sort_vw = vw;
   qsort(ix, n, sizeof(*ix), by_samples);
-  fprintf(out, "  traces (runs = share of vmstate samples, a sample):\n"
-               "    %-6s %-5s %-14s %8s  %-32s %-10s %s\n",
+  fprintf(out,
+          "  traces (runs = share of vmstate samples, a sample):\n"
+          "    %-6s %-5s %-14s %8s  %-32s %-10s %s\n",
           "trace", "root", "link", "mcode", "start", "compiled", "runs");
   for (size_t k = 0; k < n && k < TEXT_TRACES; k++) {
     const struct jit_trace *tr = &vw->traces[ix[k]];
     char root[16] = "-", born[32];
     if (tr->h.root) snprintf(root, sizeof(root), "%u", tr->h.root);
-    if (tr->before) snprintf(born, sizeof(born), "before");
-    else snprintf(born, sizeof(born), "+%.2fs%s", tr->born, tr->late ? " LATE" : "");
+    if (tr->before)
+      snprintf(born, sizeof(born), "before");
+    else
+      snprintf(born, sizeof(born), "+%.2fs%s", tr->born,
+               tr->late ? " LATE" : "");
     fprintf(out, "    %-6u %-5s %-14s %7uB  %-32s %-10s %.1f%%%s\n",
             tr->h.traceno, root, jit_linktype_name(tr->h.linktype),
             tr->h.szmcode, jit_loc_name(&s->w->locs, tr->loc), born,
@@ -105,26 +108,29 @@ static void text_vm(FILE *out, const struct jit_session *s,
   fprintf(out, "  parameters:");
   for (int i = 0; i < JIT_NPARAM; i++)
     fprintf(out, " %s=%u", jit_param_name(i), c->param[i]);
-  fprintf(out, "\n  machine code: %u area%s, %llu KiB of maxmcode %llu KiB "
-               "(%.0f%%), %llu KiB free in the current area\n",
+  fprintf(out,
+          "\n  machine code: %u area%s, %llu KiB of maxmcode %llu KiB "
+          "(%.0f%%), %llu KiB free in the current area\n",
           vw->areas, vw->areas == 1 ? "" : "s",
           (unsigned long long)(c->szallmcarea >> 10),
           (unsigned long long)(limit >> 10),
           limit ? 100.0 * c->szallmcarea / limit : 0.0,
           (unsigned long long)(area_free(c) >> 10));
-  fprintf(out, "  traces: %u alive; in the window %llu compiled (%.1f/s), "
-               "%llu aborted (%.1f/s), %llu freed (%.1f/s), %zu flush%s, "
-               "%llu late\n",
+  fprintf(out,
+          "  traces: %u alive; in the window %llu compiled (%.1f/s), "
+          "%llu aborted (%.1f/s), %llu freed (%.1f/s), %zu flush%s, "
+          "%llu late\n",
           n.alive, (unsigned long long)n.compiled, rate(n.compiled, s->seconds),
           (unsigned long long)n.aborts, rate(n.aborts, s->seconds),
           (unsigned long long)n.died, rate(n.died, s->seconds), vw->nflushes,
           vw->nflushes == 1 ? "" : "es", (unsigned long long)n.late);
   if (vw->nsamples) {
-    fprintf(out, "  time (%llu vmstate samples):",
-            (unsigned long long)vw->nsamples);
+    fprintf(out,
+            "  time (%llu vmstate samples):", (unsigned long long)vw->nsamples);
     for (int i = 0; i < JIT_VS_N; i++)
       if (vw->vs[i])
-        fprintf(out, " %s %.1f%%", vs_names[i], 100.0 * vw->vs[i] / vw->nsamples);
+        fprintf(out, " %s %.1f%%", vs_names[i],
+                100.0 * vw->vs[i] / vw->nsamples);
     fputc('\n', out);
   }
   if (vw->ntraces) text_traces(out, s, vw);
@@ -144,9 +150,10 @@ static void text_vm(FILE *out, const struct jit_session *s,
               vw->naborts - TEXT_ABORTS);
   }
   if (s->jit_off && vw->dispatch_off_at >= 0)
-    fprintf(out, "  --jit-off: JIT_F_ON cleared; the VM switched to the "
-                 "non-counting dispatch by +%.2f s; %u traces compiled "
-                 "after that\n",
+    fprintf(out,
+            "  --jit-off: JIT_F_ON cleared; the VM switched to the "
+            "non-counting dispatch by +%.2f s; %u traces compiled "
+            "after that\n",
             vw->dispatch_off_at, vw->traces_at_off);
   else if (s->jit_off)
     fprintf(out, "  --jit-off: JIT_F_ON cleared; %s\n",
@@ -169,22 +176,27 @@ static void text_mm(FILE *out, const struct jit_session *s)
     fprintf(out, "syscalls: not traced (%s)\n", s->mm_why);
     return;
   }
-  fprintf(out, "syscalls: mmap %llu (%.1f/s), munmap %llu, mprotect %llu "
-               "(%.1f/s)\n",
-          (unsigned long long)m->n[JIT_MM_MMAP], rate(m->n[JIT_MM_MMAP], s->seconds),
+  fprintf(out,
+          "syscalls: mmap %llu (%.1f/s), munmap %llu, mprotect %llu "
+          "(%.1f/s)\n",
+          (unsigned long long)m->n[JIT_MM_MMAP],
+          rate(m->n[JIT_MM_MMAP], s->seconds),
           (unsigned long long)m->n[JIT_MM_MUNMAP],
           (unsigned long long)m->n[JIT_MM_MPROTECT],
           rate(m->n[JIT_MM_MPROTECT], s->seconds));
   if (m->n[JIT_MM_MMAP]) {
     fprintf(out, "  mmap by size:");
     for (int i = 0; i < JIT_MM_SIZES && m->sizes[i].n; i++)
-      fprintf(out, " %llu KiB x%llu", (unsigned long long)(m->sizes[i].len >> 10),
+      fprintf(out, " %llu KiB x%llu",
+              (unsigned long long)(m->sizes[i].len >> 10),
               (unsigned long long)m->sizes[i].n);
-    if (m->other_sizes) fprintf(out, " other x%llu", (unsigned long long)m->other_sizes);
+    if (m->other_sizes)
+      fprintf(out, " other x%llu", (unsigned long long)m->other_sizes);
     fputc('\n', out);
   }
-  fprintf(out, "  while compiling: %llu mmap, %llu mprotect; misplaced mcode "
-               "blocks unmapped: %llu; mmap errors: %llu\n",
+  fprintf(out,
+          "  while compiling: %llu mmap, %llu mprotect; misplaced mcode "
+          "blocks unmapped: %llu; mmap errors: %llu\n",
           (unsigned long long)m->mcode_mmaps,
           (unsigned long long)m->compiling_mprotects,
           (unsigned long long)m->failed_placements,
@@ -192,11 +204,13 @@ static void text_mm(FILE *out, const struct jit_session *s)
   /* the 5 traces being compiled most often */
   struct jit_mm_where top[JIT_MM_WHERE];
   int nt = 0;
-  for (int i = 0; i < JIT_MM_WHERE && m->where[i].n; i++) top[nt++] = m->where[i];
+  for (int i = 0; i < JIT_MM_WHERE && m->where[i].n; i++)
+    top[nt++] = m->where[i];
   qsort(top, (size_t)nt, sizeof(*top), by_mmaps);
   for (int i = 0; i < nt && i < 5; i++)
     fprintf(out, "    %llu mmap while compiling the trace at %s\n",
-            (unsigned long long)top[i].n, jit_loc_name(&s->w->locs, top[i].loc));
+            (unsigned long long)top[i].n,
+            jit_loc_name(&s->w->locs, top[i].loc));
   if (s->jit_off)
     fprintf(out, "  after --jit-off: mmap %llu, mprotect %llu\n",
             (unsigned long long)m->after_mark[JIT_MM_MMAP],
@@ -210,15 +224,17 @@ void jit_report_text(FILE *out, const struct jit_session *s)
 {
   char comm[64] = "?";
   proc_comm(s->pid, comm, sizeof(comm));
-  fprintf(out, "pid %d (%s): %zu Lua VM%s with a readable JIT, watched %.1f s "
-               "(%llu looks); warm-up ends %.1f s after process start\n",
+  fprintf(out,
+          "pid %d (%s): %zu Lua VM%s with a readable JIT, watched %.1f s "
+          "(%llu looks); warm-up ends %.1f s after process start\n",
           (int)s->pid, comm, s->w->nvms, s->w->nvms == 1 ? "" : "s", s->seconds,
           (unsigned long long)s->w->looks, s->warmup);
   for (size_t i = 0; i < s->w->nvms; i++) text_vm(out, s, &s->w->vms[i]);
   text_mm(out, s);
   if (s->decay > 0)
-    fprintf(out, "decay every %.1f s: %llu rounds, %llu hot counters and "
-                 "%llu side-exit counters reset%s\n",
+    fprintf(out,
+            "decay every %.1f s: %llu rounds, %llu hot counters and "
+            "%llu side-exit counters reset%s\n",
             s->decay, (unsigned long long)s->ds.rounds,
             (unsigned long long)s->ds.hot, (unsigned long long)s->ds.exits,
             s->ds.failed ? " (some writes failed)" : "");
@@ -309,11 +325,15 @@ static void json_vm(struct json *j, const struct jit_session *s,
     json_key(j, "start");
     json_str(j, jit_loc_name(&s->w->locs, tr->loc));
     json_key(j, "compiled_s");
-    if (tr->before) json_null(j);
-    else json_double(j, tr->born);
+    if (tr->before)
+      json_null(j);
+    else
+      json_double(j, tr->born);
     json_key(j, "freed_s");
-    if (tr->died >= 0) json_double(j, tr->died);
-    else json_null(j);
+    if (tr->died >= 0)
+      json_double(j, tr->died);
+    else
+      json_null(j);
     json_key(j, "late");
     json_bool(j, tr->late);
     juint(j, "samples", tr->samples);

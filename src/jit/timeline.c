@@ -7,10 +7,10 @@
 
 #include "report.h"
 
-#define W 1000.0     /* plot width */
-#define X0 150.0     /* left margin for row labels */
+#define W 1000.0 /* plot width */
+#define X0 150.0 /* left margin for row labels */
 #define ROW 34.0
-#define RATE_H 60.0  /* height of the syscall rate plot */
+#define RATE_H 60.0 /* height of the syscall rate plot */
 
 static double xof(const struct jit_session *s, double t)
 {
@@ -52,12 +52,15 @@ static void rates(FILE *f, const struct jit_session *s, double y)
     double x = xof(s, i * JIT_MM_BUCKET), x2 = xof(s, (i + 1) * JIT_MM_BUCKET);
     double hp = RATE_H * m->mprotects[i] / max, hm = RATE_H * m->mmaps[i] / max;
     if (hp > 0)
-      fprintf(f, "<rect x='%.1f' y='%.1f' width='%.1f' height='%.1f' "
-                 "fill='#999'/>\n", x, y + RATE_H - hp, x2 - x, hp);
+      fprintf(f,
+              "<rect x='%.1f' y='%.1f' width='%.1f' height='%.1f' "
+              "fill='#999'/>\n",
+              x, y + RATE_H - hp, x2 - x, hp);
     if (hm > 0)
-      fprintf(f, "<rect x='%.1f' y='%.1f' width='%.1f' height='%.1f' "
-                 "fill='#36c' fill-opacity='0.8'/>\n", x, y + RATE_H - hm,
-              (x2 - x) / 2, hm);
+      fprintf(f,
+              "<rect x='%.1f' y='%.1f' width='%.1f' height='%.1f' "
+              "fill='#36c' fill-opacity='0.8'/>\n",
+              x, y + RATE_H - hm, (x2 - x) / 2, hm);
   }
 }
 
@@ -74,8 +77,9 @@ static void vm_rows(FILE *f, const struct jit_session *s,
     const struct jit_trace *tr = &vw->traces[i];
     double x = xof(s, tr->born), top = tr->h.root ? y + 12 : y + 2;
     if (tr->before) continue;
-    fprintf(f, "<line x1='%.1f' y1='%.1f' x2='%.1f' y2='%.1f' stroke='%s' "
-               "stroke-width='2'><title>trace %u%s at ",
+    fprintf(f,
+            "<line x1='%.1f' y1='%.1f' x2='%.1f' y2='%.1f' stroke='%s' "
+            "stroke-width='2'><title>trace %u%s at ",
             x, top, x, y + 20, tr->late ? "#d22" : "#2a2", tr->h.traceno,
             tr->late ? " (late)" : "");
     esc(f, jit_loc_name(&s->w->locs, tr->loc));
@@ -84,8 +88,10 @@ static void vm_rows(FILE *f, const struct jit_session *s,
   for (size_t i = 0; i < vw->naborts; i++) {
     const struct jit_abort *a = &vw->aborts[i];
     if (!a->count) continue;
-    fprintf(f, "<circle cx='%.1f' cy='%.1f' r='3' fill='#e80'><title>%u "
-               "aborts at ", xof(s, a->last), y + 27, a->count);
+    fprintf(f,
+            "<circle cx='%.1f' cy='%.1f' r='3' fill='#e80'><title>%u "
+            "aborts at ",
+            xof(s, a->last), y + 27, a->count);
     esc(f, jit_loc_name(&s->w->locs, a->loc));
     fprintf(f, ": ");
     char rb[128];
@@ -93,9 +99,10 @@ static void vm_rows(FILE *f, const struct jit_session *s,
     fprintf(f, "</title></circle>\n");
   }
   for (size_t i = 0; i < vw->nflushes; i++)
-    fprintf(f, "<line x1='%.1f' y1='%.1f' x2='%.1f' y2='%.1f' stroke='#000' "
-               "stroke-dasharray='2,2'><title>flush at +%.2f s (%u traces)"
-               "</title></line>\n",
+    fprintf(f,
+            "<line x1='%.1f' y1='%.1f' x2='%.1f' y2='%.1f' stroke='#000' "
+            "stroke-dasharray='2,2'><title>flush at +%.2f s (%u traces)"
+            "</title></line>\n",
             xof(s, vw->flushes[i].t), y, xof(s, vw->flushes[i].t), y + ROW,
             vw->flushes[i].t, vw->flushes[i].traces);
 }
@@ -104,11 +111,13 @@ static void svg(FILE *f, const struct jit_session *s)
 {
   double h = 40 + ROW * (double)s->w->nvms + (s->mm ? RATE_H + 20 : 0) + 30;
   double y = 30, wx = xof(s, s->w->warmup_at);
-  fprintf(f, "<svg xmlns='http://www.w3.org/2000/svg' width='%.0f' "
-             "height='%.0f' font-family='sans-serif' font-size='12'>\n",
+  fprintf(f,
+          "<svg xmlns='http://www.w3.org/2000/svg' width='%.0f' "
+          "height='%.0f' font-family='sans-serif' font-size='12'>\n",
           W, h);
-  fprintf(f, "<text x='5' y='16'>luaspy jit: pid %d, %.1f s; green: "
-             "compiled, red: late, orange: aborts, dashed: flush</text>\n",
+  fprintf(f,
+          "<text x='5' y='16'>luaspy jit: pid %d, %.1f s; green: "
+          "compiled, red: late, orange: aborts, dashed: flush</text>\n",
           (int)s->pid, s->seconds);
   for (size_t i = 0; i < s->w->nvms; i++, y += ROW)
     vm_rows(f, s, &s->w->vms[i], y);
@@ -118,13 +127,15 @@ static void svg(FILE *f, const struct jit_session *s)
     y += RATE_H;
   }
   if (s->w->warmup_at > 0 && s->w->warmup_at < s->seconds)
-    fprintf(f, "<line x1='%.1f' y1='24' x2='%.1f' y2='%.0f' stroke='#d22' "
-               "stroke-dasharray='6,3'><title>end of warm-up</title></line>\n",
+    fprintf(f,
+            "<line x1='%.1f' y1='24' x2='%.1f' y2='%.0f' stroke='#d22' "
+            "stroke-dasharray='6,3'><title>end of warm-up</title></line>\n",
             wx, wx, y);
   for (int t = 0; t <= 10; t++) {
     double ts = s->seconds * t / 10;
-    fprintf(f, "<text x='%.1f' y='%.0f' font-size='10' "
-               "text-anchor='middle'>%.1fs</text>\n",
+    fprintf(f,
+            "<text x='%.1f' y='%.0f' font-size='10' "
+            "text-anchor='middle'>%.1fs</text>\n",
             xof(s, ts), y + 16, ts);
   }
   fprintf(f, "</svg>\n");
@@ -136,8 +147,9 @@ void jit_timeline(FILE *out, const struct jit_session *s, int html)
     svg(out, s);
     return;
   }
-  fprintf(out, "<!DOCTYPE html>\n<html><head><meta charset='utf-8'>"
-               "<title>luaspy jit: pid %d</title></head><body>\n",
+  fprintf(out,
+          "<!DOCTYPE html>\n<html><head><meta charset='utf-8'>"
+          "<title>luaspy jit: pid %d</title></head><body>\n",
           (int)s->pid);
   svg(out, s);
   fprintf(out, "<h3>Verdicts</h3>\n<ul>\n");

@@ -56,8 +56,8 @@ static void name_locs(const struct jit_watch *w, struct jit_verdict *v,
                             i ? ", " : "", jit_loc_name(&w->locs, t[i].loc));
     if (len >= sizeof(v->text)) return;
     if (what)
-      len += (size_t)snprintf(v->text + len, sizeof(v->text) - len, " (%llu %s)",
-                              (unsigned long long)t[i].n, what);
+      len += (size_t)snprintf(v->text + len, sizeof(v->text) - len,
+                              " (%llu %s)", (unsigned long long)t[i].n, what);
     if (len >= sizeof(v->text)) return;
     if (v->nlocs < JIT_VERDICT_LOCS) v->locs[v->nlocs++] = t[i].loc;
   }
@@ -99,8 +99,10 @@ static void mcode_storm(const struct jit_watch *w,
            (unsigned long long)mm->mcode_mmaps, secs, mm->mcode_mmaps / secs,
            (unsigned long long)mm->failed_placements,
            (unsigned long long)mm->mmap_errors);
-  if (nt) name_locs(w, v, t, nt, "mmaps");
-  else strncat(v->text, "unknown", sizeof(v->text) - strlen(v->text) - 1);
+  if (nt)
+    name_locs(w, v, t, nt, "mmaps");
+  else
+    strncat(v->text, "unknown", sizeof(v->text) - strlen(v->text) - 1);
   if (mm->marked) {
     /* one attempt under way may finish: up to 32 hints, each unmapped */
     uint64_t after = mm->after_mark[JIT_MM_MMAP];
@@ -162,8 +164,8 @@ static void flush_loop(const struct jit_watch *w, const struct jit_vmwatch *vw,
 }
 
 static void late_compiles(const struct jit_watch *w,
-                          const struct jit_vmwatch *vw,
-                          struct jit_verdict *out, int *n, int max)
+                          const struct jit_vmwatch *vw, struct jit_verdict *out,
+                          int *n, int max)
 {
   static struct tally t[TALLY_MAX], all[TALLY_MAX];
   int nt = 0, nall = 0, nlate = 0;
@@ -202,9 +204,8 @@ static void late_compiles(const struct jit_watch *w,
           sizeof(v->text) - strlen(v->text) - 1);
 }
 
-static void abort_storm(const struct jit_watch *w,
-                        const struct jit_vmwatch *vw, double secs,
-                        struct jit_verdict *out, int *n, int max)
+static void abort_storm(const struct jit_watch *w, const struct jit_vmwatch *vw,
+                        double secs, struct jit_verdict *out, int *n, int max)
 {
   static struct tally t[TALLY_MAX];
   int nt = 0;
@@ -231,15 +232,13 @@ static void abort_storm(const struct jit_watch *w,
   if (top) {
     char rb[128];
     size_t len = strlen(v->text);
-    snprintf(v->text + len, sizeof(v->text) - len,
-             ". Most frequent reason: %s.",
-             jit_abort_text(vw->vm->lay, top->reason, top->detail, rb,
-                            sizeof(rb)));
+    snprintf(
+        v->text + len, sizeof(v->text) - len, ". Most frequent reason: %s.",
+        jit_abort_text(vw->vm->lay, top->reason, top->detail, rb, sizeof(rb)));
   }
 }
 
-static void blacklisted(const struct jit_watch *w,
-                        const struct jit_vmwatch *vw,
+static void blacklisted(const struct jit_watch *w, const struct jit_vmwatch *vw,
                         struct jit_verdict *out, int *n, int max)
 {
   static struct tally t[TALLY_MAX];
@@ -253,14 +252,13 @@ static void blacklisted(const struct jit_watch *w,
     }
   if (!nt || !(v = add(out, n, max, JIT_V_BLACKLISTED))) return;
   char rb[128];
-  snprintf(v->text, sizeof(v->text),
-           "VM 0x%llx gave up compiling %d loop%s or function%s after "
-           "repeated aborts (e.g. %s) and only interprets %s now: ",
-           (unsigned long long)vw->vm->G, nt, nt == 1 ? "" : "s",
-           nt == 1 ? "" : "s",
-           jit_abort_text(vw->vm->lay, first->reason, first->detail, rb,
-                          sizeof(rb)),
-           nt == 1 ? "it" : "them");
+  snprintf(
+      v->text, sizeof(v->text),
+      "VM 0x%llx gave up compiling %d loop%s or function%s after "
+      "repeated aborts (e.g. %s) and only interprets %s now: ",
+      (unsigned long long)vw->vm->G, nt, nt == 1 ? "" : "s", nt == 1 ? "" : "s",
+      jit_abort_text(vw->vm->lay, first->reason, first->detail, rb, sizeof(rb)),
+      nt == 1 ? "it" : "them");
   name_locs(w, v, t, nt, NULL);
   strncat(v->text,
           ". If that code is hot, rewrite the part LuaJIT cannot compile "

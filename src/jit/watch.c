@@ -47,11 +47,10 @@ static void check_flush(struct jit_vmwatch *vw, double now)
     pen_now += c->penalty[i].pc != 0;
   }
   /* lj_mcode_free zeroes szallmcarea; the next trace maps a new area. */
-  mcode_reset = c->szallmcarea < p->szallmcarea ||
-                (p->mcarea && c->mcarea != p->mcarea &&
-                 c->szallmcarea <= p->szallmcarea);
-  all_gone = alive > 0 && kept == 0 &&
-             ((pen_before && !pen_now) || alive >= 2);
+  mcode_reset =
+      c->szallmcarea < p->szallmcarea ||
+      (p->mcarea && c->mcarea != p->mcarea && c->szallmcarea <= p->szallmcarea);
+  all_gone = alive > 0 && kept == 0 && ((pen_before && !pen_now) || alive >= 2);
   if (!mcode_reset && !all_gone) return;
   if (grow((void **)&vw->flushes, &vw->capflushes, vw->nflushes,
            sizeof(*vw->flushes)))
@@ -75,8 +74,8 @@ static int seen_loc(const struct jit_vmwatch *vw, int loc, size_t upto)
   return 0;
 }
 
-static void look_traces(struct jit_watch *w, struct jit_vmwatch *vw,
-                        double now, int initial)
+static void look_traces(struct jit_watch *w, struct jit_vmwatch *vw, double now,
+                        int initial)
 {
   const struct jit_state *c = &vw->cur;
   if (c->sizetrace > vw->nslot) {
@@ -106,8 +105,8 @@ static void look_traces(struct jit_watch *w, struct jit_vmwatch *vw,
     tr->died = -1;
     tr->before = initial;
     tr->loc = jit_loc(&w->locs, vw->idx, tr->h.startpt, tr->h.startpc);
-    tr->late = !initial && now >= w->warmup_at &&
-               !seen_loc(vw, tr->loc, vw->ntraces);
+    tr->late =
+        !initial && now >= w->warmup_at && !seen_loc(vw, tr->loc, vw->ntraces);
     if (vw->dispatch_off_at >= 0) vw->traces_at_off++;
     vw->slot[i] = (int32_t)vw->ntraces++;
   }
@@ -160,10 +159,12 @@ static void look_penalties(struct jit_watch *w, struct jit_vmwatch *vw,
   struct jit_abort *fresh = NULL;
   int nfresh = 0;
   for (int i = 0; i < JIT_PENALTY_SLOTS; i++) {
-    const struct jit_penalty *c = &vw->cur.penalty[i], *p = &vw->prev.penalty[i];
+    const struct jit_penalty *c = &vw->cur.penalty[i],
+                             *p = &vw->prev.penalty[i];
     struct jit_abort *a;
     if (!c->pc) continue;
-    if (!initial && c->pc == p->pc && c->val == p->val && c->reason == p->reason)
+    if (!initial && c->pc == p->pc && c->val == p->val &&
+        c->reason == p->reason)
       continue;
     if (!(a = abort_entry(w, vw, c))) return;
     a->val = c->val;
@@ -191,9 +192,9 @@ static void look_penalties(struct jit_watch *w, struct jit_vmwatch *vw,
   for (size_t i = 0; i < vw->naborts; i++) {
     struct jit_abort *a = &vw->aborts[i];
     if (!a->blacklisted && a->val >= BLACKLIST_CHECK_VAL)
-      a->blacklisted = a->loc >= 0 &&
-                       jit_pc_blacklisted(w->pid, vw->vm->lay,
-                                          w->locs.v[a->loc].pt, a->pc) == 1;
+      a->blacklisted =
+          a->loc >= 0 && jit_pc_blacklisted(w->pid, vw->vm->lay,
+                                            w->locs.v[a->loc].pt, a->pc) == 1;
   }
 }
 

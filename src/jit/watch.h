@@ -21,15 +21,15 @@ struct jit_trace {
   int before;        /* alive at the first look */
   int late;          /* a new start location, compiled after warm-up */
   int loc;
-  uint64_t samples;  /* vmstate == its number while it was alive */
+  uint64_t samples; /* vmstate == its number while it was alive */
 };
 
 /* Aborts of root traces starting at one bytecode, from the penalty cache. */
 struct jit_abort {
   uint64_t pc;
   uint16_t reason, val;
-  uint32_t count;    /* seen during the window */
-  int before;        /* in the cache at the first look */
+  uint32_t count; /* seen during the window */
+  int before;     /* in the cache at the first look */
   int blacklisted;
   int loc;
   double first, last;
@@ -37,27 +37,37 @@ struct jit_abort {
 };
 
 enum jit_flush_cause {
-  JIT_FLUSH_UNKNOWN,  /* jit.flush(), or an mcode allocation failure */
-  JIT_FLUSH_MCODE,    /* maxmcode reached */
-  JIT_FLUSH_TRACES,   /* maxtrace reached */
+  JIT_FLUSH_UNKNOWN, /* jit.flush(), or an mcode allocation failure */
+  JIT_FLUSH_MCODE,   /* maxmcode reached */
+  JIT_FLUSH_TRACES,  /* maxtrace reached */
 };
 
 struct jit_flush {
   double t;
   enum jit_flush_cause cause;
-  uint32_t traces;    /* alive just before */
-  uint64_t mcode;     /* szallmcarea just before */
+  uint32_t traces; /* alive just before */
+  uint64_t mcode;  /* szallmcarea just before */
 };
 
 /* vmstate sample buckets */
-enum { JIT_VS_INTERP, JIT_VS_C, JIT_VS_GC, JIT_VS_EXIT, JIT_VS_RECORD,
-       JIT_VS_OPT, JIT_VS_ASM, JIT_VS_TRACE, JIT_VS_OTHER, JIT_VS_N };
+enum {
+  JIT_VS_INTERP,
+  JIT_VS_C,
+  JIT_VS_GC,
+  JIT_VS_EXIT,
+  JIT_VS_RECORD,
+  JIT_VS_OPT,
+  JIT_VS_ASM,
+  JIT_VS_TRACE,
+  JIT_VS_OTHER,
+  JIT_VS_N
+};
 
 struct jit_vmwatch {
-  int idx;                 /* in target->vms */
+  int idx; /* in target->vms */
   const struct lj_vm *vm;
   struct jit_state cur, prev;
-  int32_t *slot;           /* traceno -> index in traces, or -1 */
+  int32_t *slot; /* traceno -> index in traces, or -1 */
   uint32_t nslot;
   struct jit_trace *traces;
   size_t ntraces, captraces;
@@ -65,12 +75,12 @@ struct jit_vmwatch {
   size_t naborts, capaborts;
   struct jit_flush *flushes;
   size_t nflushes, capflushes;
-  uint64_t vs[JIT_VS_N];   /* vmstate samples by bucket */
+  uint64_t vs[JIT_VS_N]; /* vmstate samples by bucket */
   uint64_t nsamples;
-  uint32_t areas;          /* mcode areas, counted by jit_watch_finish */
-  double dispatch_off_at;  /* when DISPMODE_JIT went away, -1: never */
-  uint32_t traces_at_off;  /* compiled after that */
-  int failed;              /* a look failed: the VM went away */
+  uint32_t areas;         /* mcode areas, counted by jit_watch_finish */
+  double dispatch_off_at; /* when DISPMODE_JIT went away, -1: never */
+  uint32_t traces_at_off; /* compiled after that */
+  int failed;             /* a look failed: the VM went away */
 };
 
 struct jit_watch {
@@ -79,9 +89,9 @@ struct jit_watch {
   struct jit_locs locs;
   struct jit_vmwatch *vms;
   size_t nvms;
-  double warmup_at;        /* seconds from the start; may be negative */
-  double age0;             /* process age at the start, -1: unknown */
-  double now;              /* seconds from the start, of the last look */
+  double warmup_at; /* seconds from the start; may be negative */
+  double age0;      /* process age at the start, -1: unknown */
+  double now;       /* seconds from the start, of the last look */
   uint64_t looks;
 };
 

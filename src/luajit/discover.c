@@ -78,8 +78,7 @@ int lj_in_vm_code(const struct lj_vm *vm, uint64_t addr)
 }
 
 /* dispatch[0] is lj_vm_asm_begin; its FDE spans the interpreter. */
-static void find_vm_code(pid_t pid, const struct lj_target *t,
-                         struct lj_vm *vm)
+static void find_vm_code(pid_t pid, const struct lj_target *t, struct lj_vm *vm)
 {
   uint64_t begin;
   if (proc_read_u64(pid, vm->dispatch, &begin)) return;
@@ -117,9 +116,8 @@ static void try_candidate(pid_t pid, struct lj_target *t, uint64_t run,
     if (lay->dispatch_len != len || run < lay->gg_dispatch) continue;
     GG = run - lay->gg_dispatch;
     G = GG + lay->gg_g;
-    if (proc_read_u64(pid, G + lay->g_mainthref, &mainL) != 0 ||
-        mainL != GG || proc_read_u64(pid, GG + lay->L_glref, &glref) != 0 ||
-        glref != G)
+    if (proc_read_u64(pid, G + lay->g_mainthref, &mainL) != 0 || mainL != GG ||
+        proc_read_u64(pid, GG + lay->L_glref, &glref) != 0 || glref != G)
       continue;
     vm.GG = GG;
     vm.G = G;
@@ -153,8 +151,10 @@ static void scan_region(pid_t pid, struct lj_target *t, uint64_t lo,
      * and scan what is still there. */
     int some = ok;
     for (size_t p = 0; !ok && p < n; p += SCAN_PAGE) {
-      if (proc_read(pid, a + p, (char *)buf + p, SCAN_PAGE) == 0) some = 1;
-      else memset((char *)buf + p, 0, SCAN_PAGE); /* ends any run */
+      if (proc_read(pid, a + p, (char *)buf + p, SCAN_PAGE) == 0)
+        some = 1;
+      else
+        memset((char *)buf + p, 0, SCAN_PAGE); /* ends any run */
     }
     /* Nothing left of this chunk: the part of a merged mapping that went
      * away. The rest of the mapping may still hold a GG_State. */
@@ -179,8 +179,8 @@ int lj_discover(pid_t pid, struct lj_target *t, char *why, size_t len)
   memset(t, 0, sizeof(*t));
   t->pid = pid;
   if (proc_maps_read(pid, &maps) != 0) {
-    snprintf(why, len, "cannot read the mappings of process %d: %s",
-             (int)pid, strerror(errno));
+    snprintf(why, len, "cannot read the mappings of process %d: %s", (int)pid,
+             strerror(errno));
     return -1;
   }
   find_objects(pid, &maps, t);

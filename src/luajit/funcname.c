@@ -16,103 +16,103 @@ static const struct {
   unsigned char amode;
   const char *mm;
 } bcmode[] = {
-    {BCM_OTHER, "lt"}, /* ISLT */
-    {BCM_OTHER, "lt"}, /* ISGE */
-    {BCM_OTHER, "le"}, /* ISLE */
-    {BCM_OTHER, "le"}, /* ISGT */
-    {BCM_OTHER, "eq"}, /* ISEQV */
-    {BCM_OTHER, "eq"}, /* ISNEV */
-    {BCM_OTHER, "eq"}, /* ISEQS */
-    {BCM_OTHER, "eq"}, /* ISNES */
-    {BCM_OTHER, "eq"}, /* ISEQN */
-    {BCM_OTHER, "eq"}, /* ISNEN */
-    {BCM_OTHER, "eq"}, /* ISEQP */
-    {BCM_OTHER, "eq"}, /* ISNEP */
-    {BCM_DST, NULL}, /* ISTC */
-    {BCM_DST, NULL}, /* ISFC */
-    {BCM_OTHER, NULL}, /* IST */
-    {BCM_OTHER, NULL}, /* ISF */
-    {BCM_OTHER, NULL}, /* ISTYPE */
-    {BCM_OTHER, NULL}, /* ISNUM */
-    {BCM_DST, NULL}, /* MOV */
-    {BCM_DST, NULL}, /* NOT */
-    {BCM_DST, "unm"}, /* UNM */
-    {BCM_DST, "len"}, /* LEN */
-    {BCM_DST, "add"}, /* ADDVN */
-    {BCM_DST, "sub"}, /* SUBVN */
-    {BCM_DST, "mul"}, /* MULVN */
-    {BCM_DST, "div"}, /* DIVVN */
-    {BCM_DST, "mod"}, /* MODVN */
-    {BCM_DST, "add"}, /* ADDNV */
-    {BCM_DST, "sub"}, /* SUBNV */
-    {BCM_DST, "mul"}, /* MULNV */
-    {BCM_DST, "div"}, /* DIVNV */
-    {BCM_DST, "mod"}, /* MODNV */
-    {BCM_DST, "add"}, /* ADDVV */
-    {BCM_DST, "sub"}, /* SUBVV */
-    {BCM_DST, "mul"}, /* MULVV */
-    {BCM_DST, "div"}, /* DIVVV */
-    {BCM_DST, "mod"}, /* MODVV */
-    {BCM_DST, "pow"}, /* POW */
-    {BCM_DST, "concat"}, /* CAT */
-    {BCM_DST, NULL}, /* KSTR */
-    {BCM_DST, NULL}, /* KCDATA */
-    {BCM_DST, NULL}, /* KSHORT */
-    {BCM_DST, NULL}, /* KNUM */
-    {BCM_DST, NULL}, /* KPRI */
-    {BCM_BASE, NULL}, /* KNIL */
-    {BCM_DST, NULL}, /* UGET */
-    {BCM_OTHER, NULL}, /* USETV */
-    {BCM_OTHER, NULL}, /* USETS */
-    {BCM_OTHER, NULL}, /* USETN */
-    {BCM_OTHER, NULL}, /* USETP */
-    {BCM_OTHER, NULL}, /* UCLO */
-    {BCM_DST, "gc"}, /* FNEW */
-    {BCM_DST, "gc"}, /* TNEW */
-    {BCM_DST, "gc"}, /* TDUP */
-    {BCM_DST, "index"}, /* GGET */
+    {BCM_OTHER, "lt"},       /* ISLT */
+    {BCM_OTHER, "lt"},       /* ISGE */
+    {BCM_OTHER, "le"},       /* ISLE */
+    {BCM_OTHER, "le"},       /* ISGT */
+    {BCM_OTHER, "eq"},       /* ISEQV */
+    {BCM_OTHER, "eq"},       /* ISNEV */
+    {BCM_OTHER, "eq"},       /* ISEQS */
+    {BCM_OTHER, "eq"},       /* ISNES */
+    {BCM_OTHER, "eq"},       /* ISEQN */
+    {BCM_OTHER, "eq"},       /* ISNEN */
+    {BCM_OTHER, "eq"},       /* ISEQP */
+    {BCM_OTHER, "eq"},       /* ISNEP */
+    {BCM_DST, NULL},         /* ISTC */
+    {BCM_DST, NULL},         /* ISFC */
+    {BCM_OTHER, NULL},       /* IST */
+    {BCM_OTHER, NULL},       /* ISF */
+    {BCM_OTHER, NULL},       /* ISTYPE */
+    {BCM_OTHER, NULL},       /* ISNUM */
+    {BCM_DST, NULL},         /* MOV */
+    {BCM_DST, NULL},         /* NOT */
+    {BCM_DST, "unm"},        /* UNM */
+    {BCM_DST, "len"},        /* LEN */
+    {BCM_DST, "add"},        /* ADDVN */
+    {BCM_DST, "sub"},        /* SUBVN */
+    {BCM_DST, "mul"},        /* MULVN */
+    {BCM_DST, "div"},        /* DIVVN */
+    {BCM_DST, "mod"},        /* MODVN */
+    {BCM_DST, "add"},        /* ADDNV */
+    {BCM_DST, "sub"},        /* SUBNV */
+    {BCM_DST, "mul"},        /* MULNV */
+    {BCM_DST, "div"},        /* DIVNV */
+    {BCM_DST, "mod"},        /* MODNV */
+    {BCM_DST, "add"},        /* ADDVV */
+    {BCM_DST, "sub"},        /* SUBVV */
+    {BCM_DST, "mul"},        /* MULVV */
+    {BCM_DST, "div"},        /* DIVVV */
+    {BCM_DST, "mod"},        /* MODVV */
+    {BCM_DST, "pow"},        /* POW */
+    {BCM_DST, "concat"},     /* CAT */
+    {BCM_DST, NULL},         /* KSTR */
+    {BCM_DST, NULL},         /* KCDATA */
+    {BCM_DST, NULL},         /* KSHORT */
+    {BCM_DST, NULL},         /* KNUM */
+    {BCM_DST, NULL},         /* KPRI */
+    {BCM_BASE, NULL},        /* KNIL */
+    {BCM_DST, NULL},         /* UGET */
+    {BCM_OTHER, NULL},       /* USETV */
+    {BCM_OTHER, NULL},       /* USETS */
+    {BCM_OTHER, NULL},       /* USETN */
+    {BCM_OTHER, NULL},       /* USETP */
+    {BCM_OTHER, NULL},       /* UCLO */
+    {BCM_DST, "gc"},         /* FNEW */
+    {BCM_DST, "gc"},         /* TNEW */
+    {BCM_DST, "gc"},         /* TDUP */
+    {BCM_DST, "index"},      /* GGET */
     {BCM_OTHER, "newindex"}, /* GSET */
-    {BCM_DST, "index"}, /* TGETV */
-    {BCM_DST, "index"}, /* TGETS */
-    {BCM_DST, "index"}, /* TGETB */
-    {BCM_DST, "index"}, /* TGETR */
+    {BCM_DST, "index"},      /* TGETV */
+    {BCM_DST, "index"},      /* TGETS */
+    {BCM_DST, "index"},      /* TGETB */
+    {BCM_DST, "index"},      /* TGETR */
     {BCM_OTHER, "newindex"}, /* TSETV */
     {BCM_OTHER, "newindex"}, /* TSETS */
     {BCM_OTHER, "newindex"}, /* TSETB */
-    {BCM_BASE, "newindex"}, /* TSETM */
+    {BCM_BASE, "newindex"},  /* TSETM */
     {BCM_OTHER, "newindex"}, /* TSETR */
-    {BCM_BASE, "call"}, /* CALLM */
-    {BCM_BASE, "call"}, /* CALL */
-    {BCM_BASE, "call"}, /* CALLMT */
-    {BCM_BASE, "call"}, /* CALLT */
-    {BCM_BASE, "call"}, /* ITERC */
-    {BCM_BASE, "call"}, /* ITERN */
-    {BCM_BASE, NULL}, /* VARG */
-    {BCM_BASE, NULL}, /* ISNEXT */
-    {BCM_BASE, NULL}, /* RETM */
-    {BCM_OTHER, NULL}, /* RET */
-    {BCM_OTHER, NULL}, /* RET0 */
-    {BCM_OTHER, NULL}, /* RET1 */
-    {BCM_BASE, NULL}, /* FORI */
-    {BCM_BASE, NULL}, /* JFORI */
-    {BCM_BASE, NULL}, /* FORL */
-    {BCM_BASE, NULL}, /* IFORL */
-    {BCM_BASE, NULL}, /* JFORL */
-    {BCM_BASE, NULL}, /* ITERL */
-    {BCM_BASE, NULL}, /* IITERL */
-    {BCM_BASE, NULL}, /* JITERL */
-    {BCM_OTHER, NULL}, /* LOOP */
-    {BCM_OTHER, NULL}, /* ILOOP */
-    {BCM_OTHER, NULL}, /* JLOOP */
-    {BCM_OTHER, NULL}, /* JMP */
-    {BCM_OTHER, NULL}, /* FUNCF */
-    {BCM_OTHER, NULL}, /* IFUNCF */
-    {BCM_OTHER, NULL}, /* JFUNCF */
-    {BCM_OTHER, NULL}, /* FUNCV */
-    {BCM_OTHER, NULL}, /* IFUNCV */
-    {BCM_OTHER, NULL}, /* JFUNCV */
-    {BCM_OTHER, NULL}, /* FUNCC */
-    {BCM_OTHER, NULL}, /* FUNCCW */
+    {BCM_BASE, "call"},      /* CALLM */
+    {BCM_BASE, "call"},      /* CALL */
+    {BCM_BASE, "call"},      /* CALLMT */
+    {BCM_BASE, "call"},      /* CALLT */
+    {BCM_BASE, "call"},      /* ITERC */
+    {BCM_BASE, "call"},      /* ITERN */
+    {BCM_BASE, NULL},        /* VARG */
+    {BCM_BASE, NULL},        /* ISNEXT */
+    {BCM_BASE, NULL},        /* RETM */
+    {BCM_OTHER, NULL},       /* RET */
+    {BCM_OTHER, NULL},       /* RET0 */
+    {BCM_OTHER, NULL},       /* RET1 */
+    {BCM_BASE, NULL},        /* FORI */
+    {BCM_BASE, NULL},        /* JFORI */
+    {BCM_BASE, NULL},        /* FORL */
+    {BCM_BASE, NULL},        /* IFORL */
+    {BCM_BASE, NULL},        /* JFORL */
+    {BCM_BASE, NULL},        /* ITERL */
+    {BCM_BASE, NULL},        /* IITERL */
+    {BCM_BASE, NULL},        /* JITERL */
+    {BCM_OTHER, NULL},       /* LOOP */
+    {BCM_OTHER, NULL},       /* ILOOP */
+    {BCM_OTHER, NULL},       /* JLOOP */
+    {BCM_OTHER, NULL},       /* JMP */
+    {BCM_OTHER, NULL},       /* FUNCF */
+    {BCM_OTHER, NULL},       /* IFUNCF */
+    {BCM_OTHER, NULL},       /* JFUNCF */
+    {BCM_OTHER, NULL},       /* FUNCV */
+    {BCM_OTHER, NULL},       /* IFUNCV */
+    {BCM_OTHER, NULL},       /* JFUNCV */
+    {BCM_OTHER, NULL},       /* FUNCC */
+    {BCM_OTHER, NULL},       /* FUNCCW */
 };
 
 #define BC_MAX (sizeof(bcmode) / sizeof(bcmode[0]))
@@ -123,7 +123,7 @@ static const struct {
 #define BC_TGETS 57
 #define BC_ITERC 69
 
-#define bc_op(i) ((i) & 0xff)
+#define bc_op(i) ((i)&0xff)
 #define bc_a(i) (((i) >> 8) & 0xff)
 #define bc_b(i) ((i) >> 24)
 #define bc_c(i) (((i) >> 16) & 0xff)
@@ -131,8 +131,13 @@ static const struct {
 
 /* Names of the VM's internal locals (lj_debug.h VARNAMEDEF). */
 static const char *const varname_builtin[] = {
-    NULL,           "(for index)", "(for limit)",   "(for step)",
-    "(for generator)", "(for state)", "(for control)",
+    NULL,
+    "(for index)",
+    "(for limit)",
+    "(for step)",
+    "(for generator)",
+    "(for state)",
+    "(for control)",
 };
 
 static uint32_t uleb128(const unsigned char **p, const unsigned char *end)
@@ -170,8 +175,10 @@ static int varname(const struct lj_protoimg *pi, uint32_t pc, uint32_t slot,
     if (startpc > pc) break;
     endpc = startpc + uleb128(&p, end);
     if (pc < endpc && slot-- == 0) {
-      if (vn < 7) snprintf(buf, len, "%s", varname_builtin[vn]);
-      else snprintf(buf, len, "%s", (const char *)name);
+      if (vn < 7)
+        snprintf(buf, len, "%s", varname_builtin[vn]);
+      else
+        snprintf(buf, len, "%s", (const char *)name);
       return 1;
     }
   }
@@ -187,14 +194,15 @@ static void uvname(const struct lj_protoimg *pi, uint32_t idx, char *buf,
   if (!p || idx >= pi->sizeuv) return;
   while (idx && p < end)
     if (*p++ == 0) idx--;
-  if (p < end) snprintf(buf, len, "%.*s", (int)strnlen((const char *)p, end - p),
-                        (const char *)p);
+  if (p < end)
+    snprintf(buf, len, "%.*s", (int)strnlen((const char *)p, end - p),
+             (const char *)p);
 }
 
 /* lj_debug_slotname: what slot holds at instruction ip. */
 static const char *slotname(const struct lj_protoimg *pi, uint32_t ip,
-                            uint32_t slot, lj_kstr_fn kstr, void *ud,
-                            char *buf, size_t len)
+                            uint32_t slot, lj_kstr_fn kstr, void *ud, char *buf,
+                            size_t len)
 {
   for (int restarts = 0; restarts < 256; restarts++) {
     int restarted = 0;
@@ -221,11 +229,8 @@ static const char *slotname(const struct lj_protoimg *pi, uint32_t ip,
               return "method";
           }
           return "field";
-        case BC_UGET:
-          uvname(pi, bc_d(ins), buf, len);
-          return "upvalue";
-        default:
-          return NULL;
+        case BC_UGET: uvname(pi, bc_d(ins), buf, len); return "upvalue";
+        default: return NULL;
         }
         if (restarted) break;
       }

@@ -18,8 +18,8 @@ struct lj_protoimg {
 };
 
 /* Copies the string constant idx (proto_kgc(pt, ~idx)) into buf. */
-typedef int (*lj_kstr_fn)(void *ud, const struct lj_protoimg *pi,
-                          uint32_t idx, char *buf, size_t len);
+typedef int (*lj_kstr_fn)(void *ud, const struct lj_protoimg *pi, uint32_t idx,
+                          char *buf, size_t len);
 
 /* What called the function at caller position pos, and its name in buf:
  * "global", "local", "method", "field", "upvalue", "metamethod", or NULL

@@ -104,8 +104,8 @@ struct lj_walk {
 
 /* Walks the running coroutine of vm and the chain that resumed it.
  * regs: the registers of the thread running this VM, or NULL. */
-void lj_walk_vm(pid_t pid, const struct lj_vm *vm,
-                const struct proc_regs *regs, struct lj_walk *w);
+void lj_walk_vm(pid_t pid, const struct lj_vm *vm, const struct proc_regs *regs,
+                struct lj_walk *w);
 
 /* The thread among st that runs vm in the interpreter, or NULL. */
 const struct proc_regs *lj_vm_thread(const struct lj_vm *vm,
@@ -113,8 +113,13 @@ const struct proc_regs *lj_vm_thread(const struct lj_vm *vm,
 
 /* -- Symbolization -- */
 
-enum lj_framekind { LJ_KIND_LUA, LJ_KIND_TRACE, LJ_KIND_C, LJ_KIND_BUILTIN,
-                    LJ_KIND_VM };
+enum lj_framekind {
+  LJ_KIND_LUA,
+  LJ_KIND_TRACE,
+  LJ_KIND_C,
+  LJ_KIND_BUILTIN,
+  LJ_KIND_VM
+};
 const char *lj_kind_name(enum lj_framekind k);
 
 #define LJ_NAME_MAX 256
@@ -140,9 +145,8 @@ void lj_symbolize(struct lj_symbolizer *s, const struct lj_vm *vm,
 /* Chunk and line of the instruction at pc (pointing at it, as trace start
  * PCs and penalty PCs do) in the prototype at pt. 0, or -1 if pt is not
  * a readable prototype; a pc outside it gives the first line. */
-int lj_proto_where(struct lj_symbolizer *s, const struct lj_vm *vm,
-                   uint64_t pt, uint64_t pc, char *chunk, size_t len,
-                   int *line);
+int lj_proto_where(struct lj_symbolizer *s, const struct lj_vm *vm, uint64_t pt,
+                   uint64_t pc, char *chunk, size_t len, int *line);
 /* Formats a frame per the naming contract into buf. */
 void lj_frame_format(const struct lj_frame *f, char *buf, size_t len);
 

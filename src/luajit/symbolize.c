@@ -93,8 +93,7 @@ static const unsigned char *img_ptr(const struct proto *p, uint64_t a)
 }
 
 static const struct proto *get_proto(struct lj_symbolizer *s,
-                                     const struct lj_layout *lay,
-                                     uint64_t pt)
+                                     const struct lj_layout *lay, uint64_t pt)
 {
   struct proto *p = &s->pcache[(pt >> 3) % PCACHE_SIZE];
   unsigned char hdr[128];
@@ -133,8 +132,7 @@ static const struct proto *get_proto(struct lj_symbolizer *s,
   p->pi.varinfo = img_ptr(p, field_u64(p->img, lay->pt_varinfo));
   p->pi.uvinfo_end = p->pi.varinfo_end = p->img + sizept;
   char raw[LJ_CHUNK_MAX];
-  read_str(s->pid, lay, field_u64(p->img, lay->pt_chunkname), raw,
-           sizeof(raw));
+  read_str(s->pid, lay, field_u64(p->img, lay->pt_chunkname), raw, sizeof(raw));
   /* "@file.lua" and "=name" drop their prefix; a source string stays. */
   memcpy(p->chunk, (raw[0] == '@' || raw[0] == '=') ? raw + 1 : raw,
          sizeof(raw) - 1);
@@ -155,12 +153,12 @@ static int proto_line(const struct proto *p, uint32_t pos)
   return p->firstline + (int)d;
 }
 
-static int kstr(void *ud, const struct lj_protoimg *pi, uint32_t idx,
-                char *buf, size_t len)
+static int kstr(void *ud, const struct lj_protoimg *pi, uint32_t idx, char *buf,
+                size_t len)
 {
   struct lj_symbolizer *s = ud;
-  const struct proto *p = (const struct proto *)((const char *)pi -
-                                                 offsetof(struct proto, pi));
+  const struct proto *p =
+      (const struct proto *)((const char *)pi - offsetof(struct proto, pi));
   const struct lj_layout *lay = s->lay;
   uint64_t k = field_u64(p->img, lay->pt_k), ref;
   const unsigned char *kp = img_ptr(p, k - 8 * ((uint64_t)idx + 1));
@@ -213,8 +211,8 @@ static uint32_t tv_itype(uint64_t v)
 }
 
 /* Looks up string key `key` in table tab; returns the value or 0. */
-static uint64_t tab_getstr(pid_t pid, const struct lj_layout *lay,
-                           uint64_t tab, const char *key)
+static uint64_t tab_getstr(pid_t pid, const struct lj_layout *lay, uint64_t tab,
+                           const char *key)
 {
   struct tabview tv;
   char buf[64];
@@ -266,8 +264,10 @@ static void learn_table(struct vmnames *vn, pid_t pid,
     if (tv_itype(kv[1]) != LJ_TAG_STR ||
         read_str(pid, lay, kv[1] & LJ_GC64_PTRMASK, key, sizeof(key)))
       continue;
-    if (prefix[0]) snprintf(name, sizeof(name), "%s.%s", prefix, key);
-    else snprintf(name, sizeof(name), "%s", key);
+    if (prefix[0])
+      snprintf(name, sizeof(name), "%s.%s", prefix, key);
+    else
+      snprintf(name, sizeof(name), "%s", key);
     if (tv_itype(kv[0]) == LJ_TAG_FUNC)
       learn(vn, pid, lay, kv[0] & LJ_GC64_PTRMASK, name);
     else if (tv_itype(kv[0]) == LJ_TAG_TAB && depth > 0 && prefix[0])
@@ -364,7 +364,8 @@ static void symbolize_func(struct lj_symbolizer *s, const struct lj_vm *vm,
       const struct proto *cp;
       if (!proc_read(s->pid, rf->callfn, chdr, sizeof(chdr)) &&
           chdr[lay->fn_ffid] == 0 &&
-          (cp = get_proto(s, lay, field_u64(chdr, lay->fn_pc) - lay->pt_size))) {
+          (cp =
+               get_proto(s, lay, field_u64(chdr, lay->fn_pc) - lay->pt_size))) {
         uint64_t bc0 = cp->addr + lay->pt_size;
         int64_t pos = ((int64_t)(rf->callpc - bc0)) / 4 - 1;
         if (rf->callpc >= bc0 && pos >= 0 && pos < cp->pi.sizebc)
@@ -383,7 +384,8 @@ static void symbolize_func(struct lj_symbolizer *s, const struct lj_vm *vm,
     out->kind = LJ_KIND_BUILTIN;
     if (vn && vn->ffname[ffid])
       snprintf(out->name, sizeof(out->name), "%s", vn->ffname[ffid]);
-    else snprintf(out->name, sizeof(out->name), "builtin#%d", ffid);
+    else
+      snprintf(out->name, sizeof(out->name), "builtin#%d", ffid);
     return;
   }
   /* A lua_CFunction: its ELF symbol, else the name Lua code knows it by,
@@ -407,7 +409,8 @@ static void symbolize_func(struct lj_symbolizer *s, const struct lj_vm *vm,
     }
   if (s->have_syms && proc_syms_name(&s->syms, cf, sym, sizeof(sym)) == 0)
     snprintf(out->name, sizeof(out->name), "%s", sym);
-  else snprintf(out->name, sizeof(out->name), "0x%llx", (unsigned long long)cf);
+  else
+    snprintf(out->name, sizeof(out->name), "0x%llx", (unsigned long long)cf);
 }
 
 /* trace#N: its start, or the snapshot the machine code is at. */
@@ -470,12 +473,8 @@ void lj_symbolize(struct lj_symbolizer *s, const struct lj_vm *vm,
   out->what = "";
   out->L = rf->L;
   switch (rf->kind) {
-  case LJ_RAW_FUNC:
-    symbolize_func(s, vm, rf, line_mode, out);
-    break;
-  case LJ_RAW_TRACE:
-    symbolize_trace(s, vm, rf, out);
-    break;
+  case LJ_RAW_FUNC: symbolize_func(s, vm, rf, line_mode, out); break;
+  case LJ_RAW_TRACE: symbolize_trace(s, vm, rf, out); break;
   case LJ_RAW_VM:
     out->kind = LJ_KIND_VM;
     snprintf(out->name, sizeof(out->name), "%s",
@@ -501,7 +500,8 @@ void lj_frame_format(const struct lj_frame *f, char *buf, size_t len)
   case LJ_KIND_TRACE:
     if (f->line >= 0)
       snprintf(buf, len, "%s (%s:%d)", f->name, f->chunk, f->line);
-    else snprintf(buf, len, "%s (%s)", f->name, f->chunk);
+    else
+      snprintf(buf, len, "%s (%s)", f->name, f->chunk);
     break;
   case LJ_KIND_C: snprintf(buf, len, "C:%s", f->name); break;
   case LJ_KIND_BUILTIN: snprintf(buf, len, "builtin:%s", f->name); break;
@@ -509,9 +509,8 @@ void lj_frame_format(const struct lj_frame *f, char *buf, size_t len)
   }
 }
 
-int lj_proto_where(struct lj_symbolizer *s, const struct lj_vm *vm,
-                   uint64_t pt, uint64_t pc, char *chunk, size_t len,
-                   int *line)
+int lj_proto_where(struct lj_symbolizer *s, const struct lj_vm *vm, uint64_t pt,
+                   uint64_t pc, char *chunk, size_t len, int *line)
 {
   const struct proto *p;
   uint64_t bc0;

@@ -79,13 +79,14 @@ static int fde_range(Elf *e, uint64_t vaddr, uint64_t *lo, uint64_t *hi)
   b = count;
   while (b - a > 1) {
     uint32_t m = a + (b - a) / 2;
-    if (hdr.addr + s32(tab + 8 * m) <= vaddr) a = m;
-    else b = m;
+    if (hdr.addr + s32(tab + 8 * m) <= vaddr)
+      a = m;
+    else
+      b = m;
   }
   uint64_t start = hdr.addr + s32(tab + 8 * a);
   uint64_t fde = hdr.addr + s32(tab + 8 * a + 4);
-  if (start > vaddr || fde < eh.addr || fde - eh.addr + 16 > eh.size)
-    return -1;
+  if (start > vaddr || fde < eh.addr || fde - eh.addr + 16 > eh.size) return -1;
   const unsigned char *f = eh.p + (fde - eh.addr);
   uint32_t range;
   memcpy(&range, f + 12, 4);

@@ -152,8 +152,11 @@ static void walk_thread(pid_t pid, const struct lj_layout *lay,
       w->partial = LJ_PARTIAL_BADFUNC;
       break;
     } else if (!skip_dup) {
-      struct lj_rawframe f = {.kind = LJ_RAW_FUNC, .ftype = (uint8_t)ftype,
-                              .fn = fn, .pc = pc, .L = ls->L};
+      struct lj_rawframe f = {.kind = LJ_RAW_FUNC,
+                              .ftype = (uint8_t)ftype,
+                              .fn = fn,
+                              .pc = pc,
+                              .L = ls->L};
       if (push(w, &f)) break;
     }
     skip_dup = ftype == LJ_FRAME_VARG;
@@ -167,9 +170,12 @@ static void walk_thread(pid_t pid, const struct lj_layout *lay,
       nextpc = ftsz;
     } else {
       d = (ftsz & ~7ull) / 8;
-      if (ftype == LJ_FRAME_CONT && fi >= 2) nextpc = S[fi - 2];
-      else if (ftype == LJ_FRAME_VARG) nextpc = pc;
-      else if (d && d <= fi) nextpc = cframe_pc(pid, lay, ls, S, topfi, fi);
+      if (ftype == LJ_FRAME_CONT && fi >= 2)
+        nextpc = S[fi - 2];
+      else if (ftype == LJ_FRAME_VARG)
+        nextpc = pc;
+      else if (d && d <= fi)
+        nextpc = cframe_pc(pid, lay, ls, S, topfi, fi);
     }
     if (d == 0 || d >= fi) { /* reaching slot 1 (d == fi-1) ends it */
       w->partial = LJ_PARTIAL_BADLINK;
@@ -190,8 +196,7 @@ static uint64_t resumed_thread(pid_t pid, const struct lj_layout *lay,
   uint8_t ffid, nuv;
   if (proc_read_u64(pid, ls->base - 16, &fnv) || itype(fnv) != LJ_TAG_FUNC)
     return 0;
-  if (proc_read(pid, gcptr(fnv) + lay->fn_ffid, &ffid, 1) || ffid < 2)
-    return 0;
+  if (proc_read(pid, gcptr(fnv) + lay->fn_ffid, &ffid, 1) || ffid < 2) return 0;
   if (ls->top > ls->base && !proc_read_u64(pid, ls->base, &arg0) &&
       itype(arg0) == LJ_TAG_THREAD)
     return gcptr(arg0);
@@ -218,8 +223,7 @@ static void push_vm(struct lj_walk *w, int32_t vmstate)
 
 /* In a trace, the function at jit_base has no saved PC. When it is the
  * function the trace started in, its start PC is the best line we have. */
-static void trace_frame_pc(pid_t pid, const struct lj_vm *vm,
-                           struct lj_walk *w)
+static void trace_frame_pc(pid_t pid, const struct lj_vm *vm, struct lj_walk *w)
 {
   const struct lj_layout *lay = vm->lay;
   struct lj_rawframe *f = &w->frames[1];
@@ -261,8 +265,10 @@ static void walk_all(pid_t pid, const struct lj_vm *vm,
     pc = regs->rbx;
   } else if (w->vmstate > 0) {
     uint64_t jb = 0;
-    struct lj_rawframe f = {.kind = LJ_RAW_TRACE, .aux = w->vmstate,
-                            .pc = regs ? regs->rip : 0, .L = w->curL};
+    struct lj_rawframe f = {.kind = LJ_RAW_TRACE,
+                            .aux = w->vmstate,
+                            .pc = regs ? regs->rip : 0,
+                            .L = w->curL};
     if (push(w, &f)) return;
     if (!proc_read_u64(pid, vm->G + lay->g_jit_base, &jb) && jb) base = jb;
   } else {
@@ -317,8 +323,8 @@ static void fill_callers(struct lj_walk *w)
   }
 }
 
-void lj_walk_vm(pid_t pid, const struct lj_vm *vm,
-                const struct proc_regs *regs, struct lj_walk *w)
+void lj_walk_vm(pid_t pid, const struct lj_vm *vm, const struct proc_regs *regs,
+                struct lj_walk *w)
 {
   walk_all(pid, vm, regs, w);
   fill_callers(w);

@@ -22,7 +22,7 @@ static const int grey[3] = {222, 222, 220};
 static const int red[3] = {222, 44, 38};
 static const int blue[3] = {40, 96, 222};
 
-struct gone { /* a call path only in BEFORE */
+struct gone {                /* a call path only in BEFORE */
   const char *name, *caller; /* caller NULL: a stack's root frame */
   uint64_t total;
 };
@@ -50,19 +50,15 @@ static int oom(struct diff *d)
   return -1;
 }
 
-static int grow(struct diff *d, void *pv, size_t *cap, size_t need,
-                size_t sz)
+static int grow(struct diff *d, void *pv, size_t *cap, size_t need, size_t sz)
 {
   void **p = pv;
   size_t n = *cap ? *cap : 64;
   void *q;
 
-  if (need < *cap)
-    return 0;
-  while (n <= need)
-    n *= 2;
-  if (!(q = realloc(*p, n * sz)))
-    return oom(d);
+  if (need < *cap) return 0;
+  while (n <= need) n *= 2;
+  if (!(q = realloc(*p, n * sz))) return oom(d);
   *p = q;
   *cap = n;
   return 0;
@@ -73,14 +69,11 @@ static int path_room(struct diff *d, size_t depth)
 {
   size_t cap = d->path_cap;
 
-  if (grow(d, &d->a_path, &cap, depth, sizeof(*d->a_path)) < 0)
-    return -1;
+  if (grow(d, &d->a_path, &cap, depth, sizeof(*d->a_path)) < 0) return -1;
   cap = d->path_cap;
-  if (grow(d, &d->b_path, &cap, depth, sizeof(*d->b_path)) < 0)
-    return -1;
+  if (grow(d, &d->b_path, &cap, depth, sizeof(*d->b_path)) < 0) return -1;
   cap = d->path_cap;
-  if (grow(d, &d->names, &cap, depth, sizeof(*d->names)) < 0)
-    return -1;
+  if (grow(d, &d->names, &cap, depth, sizeof(*d->names)) < 0) return -1;
   d->path_cap = cap;
   return 0;
 }
@@ -103,10 +96,8 @@ static uint32_t find(const struct strmap *idx, uint32_t parent,
   char k[4 + PROFILE_FRAME_MAX];
   uint32_t id;
 
-  if (parent == NONE)
-    return NONE;
-  return strmap_find(idx, k, key(k, parent, name), &id) == 0 ? id + 1
-                                                              : NONE;
+  if (parent == NONE) return NONE;
+  return strmap_find(idx, k, key(k, parent, name), &id) == 0 ? id + 1 : NONE;
 }
 
 static uint32_t parent_of(const uint32_t *path, size_t depth)
@@ -137,8 +128,7 @@ static int index_before(const struct profile_frame *f, void *arg)
   char k[4 + PROFILE_FRAME_MAX];
   uint32_t a, id;
 
-  if (path_room(d, f->depth) < 0)
-    return -1;
+  if (path_room(d, f->depth) < 0) return -1;
   d->names[f->depth] = f->name;
   a = find(d->after_idx, parent_of(d->a_path, f->depth), f->name);
   if (a == NONE) {
@@ -178,8 +168,7 @@ static int measure_change(const struct profile_frame *f, void *arg)
   struct diff *d = arg;
   double c = fabs(change(d, f->depth, f->name, f->total));
 
-  if (c > d->full)
-    d->full = c;
+  if (c > d->full) d->full = c;
   return 0;
 }
 
@@ -217,8 +206,7 @@ static int by_weight(const void *a, const void *b)
 {
   const struct gone *x = a, *y = b;
 
-  if (x->total != y->total)
-    return x->total < y->total ? 1 : -1;
+  if (x->total != y->total) return x->total < y->total ? 1 : -1;
   return strcmp(x->name, y->name);
 }
 
@@ -232,8 +220,7 @@ static char **gone_notes(struct diff *d, size_t *n)
 
   *n = 0;
   if (!notes || d->ngone == 0) {
-    if (!notes)
-      oom(d);
+    if (!notes) oom(d);
     return notes;
   }
   qsort(d->gone, d->ngone, sizeof(*d->gone), by_weight);
@@ -247,8 +234,8 @@ static char **gone_notes(struct diff *d, size_t *n)
       rest += g->total;
       continue;
     }
-    len = asprintf(&notes[(*n)++], "-%.2f%% %s: %" PRIu64 " %s, %s%s",
-                   share, g->name, g->total, profile_unit(d->before),
+    len = asprintf(&notes[(*n)++], "-%.2f%% %s: %" PRIu64 " %s, %s%s", share,
+                   g->name, g->total, profile_unit(d->before),
                    g->caller ? "called from " : "a root frame",
                    g->caller ? g->caller : "");
   }
@@ -274,19 +261,16 @@ int diff_svg_write(const struct profile *before, const struct profile *after,
   char **notes = NULL;
   int ret = -1;
 
-  if (!(d.after_idx = strmap_new()) || !(d.before_idx = strmap_new()))
-    goto out;
+  if (!(d.after_idx = strmap_new()) || !(d.before_idx = strmap_new())) goto out;
   if (profile_walk(after, index_after, &d) != 0 ||
       profile_walk(before, index_before, &d) != 0 ||
       profile_walk(after, measure_change, &d) != 0 || d.failed)
     goto out;
-  if (!(notes = gone_notes(&d, &sp.nnotes)) || d.failed)
-    goto out;
+  if (!(notes = gone_notes(&d, &sp.nnotes)) || d.failed) goto out;
   sp.notes = (const char *const *)notes;
   ret = svg_render(after, out, opts, &sp);
 out:
-  for (size_t i = 0; notes && notes[i]; i++)
-    free(notes[i]);
+  for (size_t i = 0; notes && notes[i]; i++) free(notes[i]);
   free(notes);
   strmap_free(d.after_idx);
   strmap_free(d.before_idx);

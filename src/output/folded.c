@@ -17,21 +17,19 @@ static void put_frame(const char *s, FILE *out)
   for (;;) {
     size_t n = strcspn(s, FOLDED_SPECIAL);
     fwrite(s, 1, n, out);
-    if (!s[n])
-      return;
+    if (!s[n]) return;
     putc(s[n] == ';' ? ',' : ' ', out);
     s += n + 1;
   }
 }
 
-static int put_stack(const char *const *frames, size_t nframes,
-                     uint64_t weight, void *arg)
+static int put_stack(const char *const *frames, size_t nframes, uint64_t weight,
+                     void *arg)
 {
   FILE *out = arg;
 
   for (size_t i = 0; i < nframes; i++) {
-    if (i)
-      putc(';', out);
+    if (i) putc(';', out);
     put_frame(frames[i], out);
   }
   fprintf(out, " %" PRIu64 "\n", weight);
@@ -59,8 +57,7 @@ static int split(char *stack, char ***v, size_t *cap, size_t *n)
       *cap = c;
     }
     (*v)[(*n)++] = s;
-    if (!(s = strchr(s, ';')))
-      return 0;
+    if (!(s = strchr(s, ';'))) return 0;
     *s = '\0';
   }
 }
@@ -72,21 +69,16 @@ static const char *parse_line(char *line, size_t len, char **stack,
 {
   char *num = line + len, *end;
 
-  if (strlen(line) != len)
-    return "holds a NUL byte";
+  if (strlen(line) != len) return "holds a NUL byte";
   /* The count follows the last blank: frames may hold blanks. */
-  while (num > line && num[-1] != ' ' && num[-1] != '\t')
-    num--;
+  while (num > line && num[-1] != ' ' && num[-1] != '\t') num--;
   if (num - line < 2) /* no blank, or no stack before it */
     return "expected 'FRAME;FRAME;... COUNT'";
-  if (*num < '0' || *num > '9')
-    return "the count is not a whole number";
+  if (*num < '0' || *num > '9') return "the count is not a whole number";
   errno = 0;
   *count = strtoull(num, &end, 10);
-  if (*end)
-    return "the count is not a whole number";
-  if (errno == ERANGE)
-    return "the count is too large";
+  if (*end) return "the count is not a whole number";
+  if (errno == ERANGE) return "the count is too large";
   num[-1] = '\0';
   *stack = line;
   return NULL;
@@ -123,8 +115,7 @@ int profile_read_folded_file(struct profile *p, FILE *in, const char *name)
     while (len > 0 && (line[len - 1] == '\n' || line[len - 1] == '\r' ||
                        line[len - 1] == ' ' || line[len - 1] == '\t'))
       line[--len] = '\0';
-    if (len == 0)
-      continue;
+    if (len == 0) continue;
     if ((err = parse_line(line, (size_t)len, &stack, &count))) {
       bad_line(name, lineno, err);
       ret = -1;

@@ -24,19 +24,16 @@ void frame_parse(const char *s, struct frame_parts *fp)
     return;
   in = open + 2;
   end = s + len - 1;
-  if (in == end)
-    return;
+  if (in == end) return;
   fp->name_len = (size_t)(open - s);
   fp->chunk = in;
   fp->chunk_len = (size_t)(end - in);
   /* CHUNK:LINE, the line all digits; else the whole of it is the chunk. */
   colon = end;
-  while (colon > in && colon[-1] >= '0' && colon[-1] <= '9')
-    colon--;
+  while (colon > in && colon[-1] >= '0' && colon[-1] <= '9') colon--;
   if (colon < end && colon > in + 1 && colon[-1] == ':' && end - colon <= 9) {
     long line = 0;
-    for (const char *d = colon; d < end; d++)
-      line = line * 10 + (*d - '0');
+    for (const char *d = colon; d < end; d++) line = line * 10 + (*d - '0');
     fp->chunk_len = (size_t)(colon - 1 - in);
     fp->line = line;
   }

@@ -11,7 +11,7 @@
 #include <stddef.h>
 
 struct frame_parts {
-  const char *name, *chunk; /* point into the frame string, not ended */
+  const char *name, *chunk;   /* point into the frame string, not ended */
   size_t name_len, chunk_len; /* chunk_len 0: no chunk */
   long line;                  /* 0: unknown */
 };

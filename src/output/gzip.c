@@ -75,8 +75,7 @@ int gzip_close(struct gzip *gz)
 
   gz->z.next_in = NULL;
   gz->z.avail_in = 0;
-  if (!gz->failed)
-    pump(gz, Z_FINISH);
+  if (!gz->failed) pump(gz, Z_FINISH);
   failed = gz->failed;
   deflateEnd(&gz->z);
   free(gz);

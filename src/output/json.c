@@ -56,20 +56,16 @@ int json_done(struct json *j)
 /* Prepares for a value; false if one may not come here. */
 static bool value(struct json *j)
 {
-  if (j->misuse)
-    return false;
+  if (j->misuse) return false;
   if (j->depth == 0) {
-    if (j->complete)
-      j->misuse = "second top-level value";
+    if (j->complete) j->misuse = "second top-level value";
   } else if (j->object[j->depth - 1]) {
-    if (!j->key)
-      j->misuse = "object value without a key";
+    if (!j->key) j->misuse = "object value without a key";
     j->key = false;
   } else if (j->items[j->depth - 1]) {
     fputs(", ", j->out);
   }
-  if (j->misuse)
-    return false;
+  if (j->misuse) return false;
   if (j->depth == 0)
     j->complete = true;
   else
@@ -109,8 +105,7 @@ static void put_escaped(FILE *out, const char *s)
 
 static void begin(struct json *j, bool object)
 {
-  if (!value(j))
-    return;
+  if (!value(j)) return;
   if (j->depth == JSON_MAX_DEPTH) {
     j->misuse = "nested too deep";
     return;
@@ -123,8 +118,7 @@ static void begin(struct json *j, bool object)
 
 static void end(struct json *j, bool object)
 {
-  if (j->misuse)
-    return;
+  if (j->misuse) return;
   if (j->depth == 0 || j->object[j->depth - 1] != object || j->key) {
     j->misuse = object ? "unmatched end of object" : "unmatched end of array";
     return;
@@ -133,21 +127,31 @@ static void end(struct json *j, bool object)
   putc(object ? '}' : ']', j->out);
 }
 
-void json_begin_obj(struct json *j) { begin(j, true); }
-void json_end_obj(struct json *j) { end(j, true); }
-void json_begin_arr(struct json *j) { begin(j, false); }
-void json_end_arr(struct json *j) { end(j, false); }
+void json_begin_obj(struct json *j)
+{
+  begin(j, true);
+}
+void json_end_obj(struct json *j)
+{
+  end(j, true);
+}
+void json_begin_arr(struct json *j)
+{
+  begin(j, false);
+}
+void json_end_arr(struct json *j)
+{
+  end(j, false);
+}
 
 void json_key(struct json *j, const char *key)
 {
-  if (j->misuse)
-    return;
+  if (j->misuse) return;
   if (j->depth == 0 || !j->object[j->depth - 1] || j->key) {
     j->misuse = "key outside an object or without a value";
     return;
   }
-  if (j->items[j->depth - 1])
-    fputs(", ", j->out);
+  if (j->items[j->depth - 1]) fputs(", ", j->out);
   put_escaped(j->out, key);
   fputs(": ", j->out);
   j->key = true;
@@ -163,14 +167,12 @@ void json_str(struct json *j, const char *s)
 
 void json_int(struct json *j, int64_t v)
 {
-  if (value(j))
-    fprintf(j->out, "%" PRId64, v);
+  if (value(j)) fprintf(j->out, "%" PRId64, v);
 }
 
 void json_uint(struct json *j, uint64_t v)
 {
-  if (value(j))
-    fprintf(j->out, "%" PRIu64, v);
+  if (value(j)) fprintf(j->out, "%" PRIu64, v);
 }
 
 void json_double(struct json *j, double v)
@@ -181,25 +183,21 @@ void json_double(struct json *j, double v)
     json_null(j);
     return;
   }
-  if (!value(j))
-    return;
+  if (!value(j)) return;
   /* The shortest of %.15g..%.17g that reads back as the same double. */
   for (int prec = 15; prec <= 17; prec++) {
     snprintf(buf, sizeof(buf), "%.*g", prec, v);
-    if (strtod(buf, NULL) == v)
-      break;
+    if (strtod(buf, NULL) == v) break;
   }
   fputs(buf, j->out);
 }
 
 void json_bool(struct json *j, bool v)
 {
-  if (value(j))
-    fputs(v ? "true" : "false", j->out);
+  if (value(j)) fputs(v ? "true" : "false", j->out);
 }
 
 void json_null(struct json *j)
 {
-  if (value(j))
-    fputs("null", j->out);
+  if (value(j)) fputs("null", j->out);
 }

@@ -65,14 +65,11 @@ static int reserve(void *pv, size_t *cap, size_t len, size_t n, size_t sz)
   void *q;
 
   while (c - len < n) {
-    if (c > SIZE_MAX / 2 / sz)
-      return oom();
+    if (c > SIZE_MAX / 2 / sz) return oom();
     c *= 2;
   }
-  if (c == *cap)
-    return 0;
-  if (!(q = realloc(*p, c * sz)))
-    return oom();
+  if (c == *cap) return 0;
+  if (!(q = realloc(*p, c * sz))) return oom();
   *p = q;
   *cap = c;
   return 0;
@@ -83,8 +80,7 @@ static int string_index(struct pprof *pp, const char *s, size_t len,
 {
   uint32_t id;
 
-  if (strmap_id(pp->strings, s, len, &id) < 0)
-    return -1;
+  if (strmap_id(pp->strings, s, len, &id) < 0) return -1;
   *index = id;
   return 0;
 }
@@ -98,16 +94,14 @@ static int location_of(struct pprof *pp, const char *s, uint64_t *loc_id)
   int ret = strmap_id(pp->frames, s, strlen(s), &id);
 
   *loc_id = (uint64_t)id + 1;
-  if (ret <= 0)
-    return ret;
+  if (ret <= 0) return ret;
   if (reserve(&pp->frame, &pp->frame_cap, id, 1, sizeof(*pp->frame)) < 0)
     return -1;
   f = &pp->frame[id];
   f->fn = (Function)PERFTOOLS__PROFILES__FUNCTION__INIT;
   f->fn.id = *loc_id;
   frame_parse(s, &fp);
-  if (string_index(pp, fp.name, fp.name_len, &f->fn.name) < 0)
-    return -1;
+  if (string_index(pp, fp.name, fp.name_len, &f->fn.name) < 0) return -1;
   f->fn.system_name = f->fn.name;
   if (fp.chunk_len &&
       string_index(pp, fp.chunk, fp.chunk_len, &f->fn.filename) < 0)
@@ -121,8 +115,8 @@ static int location_of(struct pprof *pp, const char *s, uint64_t *loc_id)
   return 0;
 }
 
-static int add_stack(const char *const *frames, size_t nframes,
-                     uint64_t weight, void *arg)
+static int add_stack(const char *const *frames, size_t nframes, uint64_t weight,
+                     void *arg)
 {
   struct pprof *pp = arg;
   struct psample *ps;
@@ -146,14 +140,12 @@ static int add_stack(const char *const *frames, size_t nframes,
   ps->value[1] = (int64_t)(weight * pp->period);
   /* pprof lists a sample's locations leaf first. */
   for (size_t i = nframes; i-- > 0;)
-    if (location_of(pp, frames[i], &pp->ids[pp->nids++]) < 0)
-      return -1;
+    if (location_of(pp, frames[i], &pp->ids[pp->nids++]) < 0) return -1;
   return 0;
 }
 
 /* What the weights count, as pprof names it (type, unit). */
-static void value_names(const char *unit, const char **type,
-                        const char **vunit)
+static void value_names(const char *unit, const char **type, const char **vunit)
 {
   static const char *const names[][3] = {
       {"samples", "samples", "count"},
@@ -237,8 +229,7 @@ static int pack(struct pprof *pp, const struct profile *p, FILE *out)
     ps->s.value = ps->value;
     smp[i] = &ps->s;
   }
-  for (size_t i = 0; i < pp->nvalue; i++)
-    type_ptr[i] = &types[i];
+  for (size_t i = 0; i < pp->nvalue; i++) type_ptr[i] = &types[i];
   msg.n_sample_type = pp->nvalue;
   msg.sample_type = type_ptr;
   msg.n_sample = pp->nsample;
@@ -253,8 +244,7 @@ static int pack(struct pprof *pp, const struct profile *p, FILE *out)
   msg.period_type = &types[pp->nvalue - 1];
   msg.period = pp->period ? (int64_t)pp->period : 1;
   msg.default_sample_type = types[pp->nvalue - 1].type;
-  if (!(buf.gz = gzip_open(out)))
-    goto out;
+  if (!(buf.gz = gzip_open(out))) goto out;
   protobuf_c_message_pack_to_buffer(&msg.base, &buf.base);
   ret = gzip_close(buf.gz);
 out:
@@ -281,8 +271,7 @@ int pprof_write(const struct profile *p, FILE *out,
   if (!(pp.strings = strmap_new()) || !(pp.frames = strmap_new()) ||
       strmap_id(pp.strings, "", 0, &empty) < 0)
     goto out;
-  if (profile_foreach_stack(p, add_stack, &pp) != 0)
-    goto out;
+  if (profile_foreach_stack(p, add_stack, &pp) != 0) goto out;
   ret = pack(&pp, p, out);
 out:
   strmap_free(pp.strings);

@@ -105,8 +105,7 @@ struct profile *profile_new(const char *unit)
 
   if (!p || !(p->unit = strdup(unit ? unit : "samples")) ||
       grow(&p->node, &p->node_cap, TABLE_MIN, sizeof(*p->node)) < 0) {
-    if (p)
-      free(p->unit);
+    if (p) free(p->unit);
     free(p);
     oom();
     return NULL;
@@ -118,8 +117,7 @@ struct profile *profile_new(const char *unit)
 
 void profile_free(struct profile *p)
 {
-  if (!p)
-    return;
+  if (!p) return;
   while (p->block) {
     struct block *b = p->block;
     p->block = b->prev;
@@ -183,8 +181,7 @@ static int rehash(uint32_t **tab, uint32_t *mask, uint32_t lo, uint32_t hi,
   }
   for (uint32_t v = lo; v < hi; v++) {
     uint32_t i = (uint32_t)hash_of(p, v) & (size - 1);
-    while (t[i])
-      i = (i + 1) & (size - 1);
+    while (t[i]) i = (i + 1) & (size - 1);
     t[i] = v;
   }
   free(*tab);
@@ -236,12 +233,11 @@ static int intern(struct profile *p, const char *s, uint32_t *id)
       grow(&p->frame, &p->frame_cap, TABLE_MIN, sizeof(*p->frame)) < 0)
     return -1;
   if ((!p->frame_tab || p->nframe >= (p->frame_mask + 1) / 2) &&
-      rehash(&p->frame_tab, &p->frame_mask, 1, p->nframe + 1,
-             frame_hash_of, p) < 0)
+      rehash(&p->frame_tab, &p->frame_mask, 1, p->nframe + 1, frame_hash_of,
+             p) < 0)
     return -1;
   struct frame *f = &p->frame[p->nframe];
-  if (!(f->name = arena_copy(p, s, len)))
-    return -1;
+  if (!(f->name = arena_copy(p, s, len))) return -1;
   f->len = len;
   f->hash = h;
   for (i = (uint32_t)h & p->frame_mask; p->frame_tab[i];
@@ -274,8 +270,7 @@ static int child(struct profile *p, uint32_t parent, uint32_t frame,
     return -1;
   /* The root (node 0) is never in the table, so 0 can mark free slots. */
   if ((!p->node_tab || p->nnode >= (p->node_mask + 1) / 2) &&
-      rehash(&p->node_tab, &p->node_mask, 1, p->nnode, node_hash_of,
-             p) < 0)
+      rehash(&p->node_tab, &p->node_mask, 1, p->nnode, node_hash_of, p) < 0)
     return -1;
   p->node[p->nnode] = (struct node){parent, frame, 0, 0};
   for (i = (uint32_t)h & p->node_mask; p->node_tab[i];
@@ -299,16 +294,14 @@ int profile_add(struct profile *p, const char *const *frames, size_t nframes,
     fputs("luaspy: profile weight overflows 64 bits\n", stderr);
     return -1;
   }
-  if (weight == 0)
-    return 0;
+  if (weight == 0) return 0;
   for (size_t i = 0; i < nframes; i++) {
     uint32_t f;
     if (!frames[i]) {
       fputs("luaspy: cannot add a NULL frame\n", stderr);
       return -1;
     }
-    if (intern(p, frames[i], &f) < 0 || child(p, n, f, &n) < 0)
-      return -1;
+    if (intern(p, frames[i], &f) < 0 || child(p, n, f, &n) < 0) return -1;
   }
   /* Totals change only now that the whole path exists: a failure above
    * leaves nodes of weight 0, which no iteration shows. */
@@ -316,8 +309,7 @@ int profile_add(struct profile *p, const char *const *frames, size_t nframes,
   p->node[n].self += weight;
   for (;; n = p->node[n].parent) {
     p->node[n].total += weight;
-    if (n == 0)
-      break;
+    if (n == 0) break;
   }
   return 0;
 }
@@ -339,8 +331,8 @@ struct tree {
 };
 
 /* Pre-order visit; returns 0, PROFILE_SKIP, or a value that stops. */
-typedef int (*visit_fn)(const struct profile_frame *f,
-                        const char *const *path, void *arg);
+typedef int (*visit_fn)(const struct profile_frame *f, const char *const *path,
+                        void *arg);
 
 struct named {
   const char *name;
@@ -379,8 +371,7 @@ static int tree_build(const struct profile *p, struct tree *t)
   for (uint32_t i = 0; i < p->nframe; i++)
     byname[i] = (struct named){p->frame[i].name, i};
   qsort(byname, p->nframe, sizeof(*byname), by_name);
-  for (uint32_t i = 0; i < p->nframe; i++)
-    rank[byname[i].frame] = i;
+  for (uint32_t i = 0; i < p->nframe; i++) rank[byname[i].frame] = i;
   for (uint32_t n = 1; n < p->nnode; n++)
     o[n - 1] = (struct order){
         (uint64_t)p->node[n].parent << 32 | rank[p->node[n].frame], n};
@@ -390,8 +381,7 @@ static int tree_build(const struct profile *p, struct tree *t)
     t->child[i] = o[i].node;
     t->first[p->node[o[i].node].parent + 1]++;
   }
-  for (uint32_t n = 0; n < p->nnode; n++)
-    t->first[n + 1] += t->first[n];
+  for (uint32_t n = 0; n < p->nnode; n++) t->first[n + 1] += t->first[n];
   ret = 0;
 out:
   free(byname);
@@ -412,11 +402,9 @@ static int reserve(struct level **lv, const char ***path, size_t *cap)
   struct level *l = realloc(*lv, n * sizeof(*l));
   const char **s;
 
-  if (!l)
-    goto fail;
+  if (!l) goto fail;
   *lv = l;
-  if (!(s = realloc(*path, n * sizeof(*s))))
-    goto fail;
+  if (!(s = realloc(*path, n * sizeof(*s)))) goto fail;
   *path = s;
   *cap = n;
   return 0;
@@ -429,38 +417,31 @@ fail:
 static int walk(const struct profile *p, visit_fn visit, void *arg)
 {
   struct tree t;
-  struct level *lv = NULL; /* lv[0 .. depth] are open, lv[0] the root */
+  struct level *lv = NULL;  /* lv[0 .. depth] are open, lv[0] the root */
   const char **path = NULL; /* path[i]: frame name of lv[i + 1] */
   size_t cap = 0, depth = 0;
   int ret;
 
-  if (tree_build(p, &t) < 0)
-    return -1;
-  if ((ret = reserve(&lv, &path, &cap)) < 0)
-    goto out;
+  if (tree_build(p, &t) < 0) return -1;
+  if ((ret = reserve(&lv, &path, &cap)) < 0) goto out;
   lv[0] = (struct level){0, t.first[0], 0};
   for (;;) {
     struct level *l = &lv[depth];
     if (l->next == t.first[l->node + 1]) { /* no children left */
-      if (depth-- == 0)
-        break;
+      if (depth-- == 0) break;
       continue;
     }
     uint32_t id = t.child[l->next++];
     const struct node *n = &p->node[id];
-    if (n->total == 0)
-      continue;
+    if (n->total == 0) continue;
     struct profile_frame f = {p->frame[n->frame].name, depth, l->cursor,
                               n->total, n->self};
     l->cursor += n->total;
     path[depth] = f.name;
     ret = visit(&f, path, arg);
-    if (ret == PROFILE_SKIP)
-      continue;
-    if (ret != 0)
-      break;
-    if (depth + 2 > cap && (ret = reserve(&lv, &path, &cap)) < 0)
-      break;
+    if (ret == PROFILE_SKIP) continue;
+    if (ret != 0) break;
+    if (depth + 2 > cap && (ret = reserve(&lv, &path, &cap)) < 0) break;
     lv[++depth] = (struct level){id, t.first[id], f.offset};
   }
 out:
@@ -498,13 +479,12 @@ struct stack_ctx {
 
 #define STACK_STOP 2 /* neither 0 nor PROFILE_SKIP: ends the walk */
 
-static int stack_visit(const struct profile_frame *f,
-                       const char *const *path, void *arg)
+static int stack_visit(const struct profile_frame *f, const char *const *path,
+                       void *arg)
 {
   struct stack_ctx *c = arg;
 
-  if (f->self == 0)
-    return 0;
+  if (f->self == 0) return 0;
   c->ret = c->fn(path, f->depth + 1, f->self, c->arg);
   return c->ret == 0 ? 0 : STACK_STOP;
 }
@@ -555,16 +535,14 @@ const char *profile_format(const char *path, const char *format)
 
   if (format) {
     for (size_t i = 0; i < NWRITERS; i++)
-      if (strcmp(format, writers[i].name) == 0)
-        return writers[i].name;
+      if (strcmp(format, writers[i].name) == 0) return writers[i].name;
     fprintf(stderr,
             "luaspy: unknown output format '%s' (use folded, svg, pprof or "
             "speedscope)\n",
             format);
     return NULL;
   }
-  if (strcmp(path, "-") == 0)
-    return writers[0].name;
+  if (strcmp(path, "-") == 0) return writers[0].name;
   base = strrchr(path, '/');
   base = base ? base + 1 : path;
   for (size_t i = 0; i < NWRITERS; i++)
@@ -579,8 +557,7 @@ const char *profile_format(const char *path, const char *format)
   return NULL;
 }
 
-int output_file(const char *path, int (*write)(FILE *out, void *arg),
-                void *arg)
+int output_file(const char *path, int (*write)(FILE *out, void *arg), void *arg)
 {
   int to_stdout = strcmp(path, "-") == 0;
   const char *name = to_stdout ? "standard output" : path;
@@ -618,14 +595,13 @@ static int write_profile(FILE *out, void *arg)
   return c->write(c->p, out, c->opts);
 }
 
-int profile_write(const struct profile *p, const char *path,
-                  const char *format, const struct render_opts *opts)
+int profile_write(const struct profile *p, const char *path, const char *format,
+                  const struct render_opts *opts)
 {
   const char *fmt = profile_format(path, format);
   struct write_ctx c = {p, opts, NULL};
 
-  if (!fmt)
-    return -1;
+  if (!fmt) return -1;
   for (size_t i = 0; i < NWRITERS; i++)
     if (fmt == writers[i].name) /* profile_format returned this string */
       c.write = writers[i].write;

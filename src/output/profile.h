@@ -66,8 +66,8 @@ struct render_opts {
 /* Writes p to path ("-" is stdout) in the format profile_format picks;
  * opts may be NULL. Write errors (a full disk) are reported: output is
  * flushed and closed before returning 0. */
-int profile_write(const struct profile *p, const char *path,
-                  const char *format, const struct render_opts *opts);
+int profile_write(const struct profile *p, const char *path, const char *format,
+                  const struct render_opts *opts);
 
 /* What profile_write does around a writer, for output made of more than
  * one profile (luaspy diff): opens path ("-" is stdout), calls write,
@@ -96,11 +96,11 @@ int profile_foreach_stack(const struct profile *p, profile_stack_fn fn,
 /* Each node of the call tree, in depth-first order. */
 struct profile_frame {
   const char *name; /* interned: valid until profile_free */
-  size_t depth;    /* 0 for the root frame of a stack */
-  uint64_t offset; /* weight left of it: the parent's offset plus the
-                    * totals of its earlier siblings */
-  uint64_t total;  /* weight of all stacks through it */
-  uint64_t self;   /* weight of the stacks that end at it */
+  size_t depth;     /* 0 for the root frame of a stack */
+  uint64_t offset;  /* weight left of it: the parent's offset plus the
+                     * totals of its earlier siblings */
+  uint64_t total;   /* weight of all stacks through it */
+  uint64_t self;    /* weight of the stacks that end at it */
 };
 #define PROFILE_SKIP 1 /* from a profile_walk_fn: skip the children */
 typedef int (*profile_walk_fn)(const struct profile_frame *f, void *arg);

@@ -27,8 +27,7 @@ static int number_frames(const char *const *frames, size_t nframes,
 
   (void)weight;
   for (size_t i = 0; i < nframes; i++)
-    if (strmap_id(m, frames[i], strlen(frames[i]), &id) < 0)
-      return -1;
+    if (strmap_id(m, frames[i], strlen(frames[i]), &id) < 0) return -1;
   return 0;
 }
 
@@ -94,10 +93,8 @@ static const char *unit_of(const struct profile *p, int hz, uint64_t *scale)
     *scale = NS_PER_S / (uint64_t)hz;
     return "nanoseconds";
   }
-  if (strcmp(unit, "bytes") == 0)
-    return "bytes";
-  if (strcmp(unit, "us") == 0)
-    return "microseconds";
+  if (strcmp(unit, "bytes") == 0) return "bytes";
+  if (strcmp(unit, "us") == 0) return "microseconds";
   return "none";
 }
 
@@ -115,8 +112,7 @@ int speedscope_write(const struct profile *p, FILE *out,
     fputs("luaspy: the profile's time overflows 64 bits\n", stderr);
     goto out;
   }
-  if (!(s.j = json_new(out)))
-    goto out;
+  if (!(s.j = json_new(out))) goto out;
   json_begin_obj(s.j);
   json_key(s.j, "$schema");
   json_str(s.j, SCHEMA);
@@ -149,21 +145,18 @@ int speedscope_write(const struct profile *p, FILE *out,
   json_uint(s.j, profile_total(p) * s.scale);
   json_key(s.j, "samples");
   json_begin_arr(s.j);
-  if (profile_foreach_stack(p, put_sample, &s) != 0)
-    goto out;
+  if (profile_foreach_stack(p, put_sample, &s) != 0) goto out;
   json_end_arr(s.j);
   json_key(s.j, "weights");
   json_begin_arr(s.j);
-  if (profile_foreach_stack(p, put_weight, &s) != 0)
-    goto out;
+  if (profile_foreach_stack(p, put_weight, &s) != 0) goto out;
   json_end_arr(s.j);
   json_end_obj(s.j);
   json_end_arr(s.j);
   json_end_obj(s.j);
   fputc('\n', out);
   /* A write error is the caller's to report; json_done would too. */
-  if (fflush(out) != 0 || ferror(out))
-    goto out;
+  if (fflush(out) != 0 || ferror(out)) goto out;
   ret = json_done(s.j);
 out:
   json_free(s.j);

@@ -1,5 +1,6 @@
 /*
-** speedscope's file format (https://www.speedscope.app/file-format-schema.json):
+** speedscope's file format
+*(https://www.speedscope.app/file-format-schema.json):
 ** one "sampled" profile whose samples are the distinct stacks, root
 ** first, each weighted by its count. Lua frames "NAME (CHUNK:LINE)" give
 ** the frame its name, file and line, other frames their name only.

@@ -50,10 +50,8 @@ struct strmap *strmap_new(void)
 
 void strmap_free(struct strmap *m)
 {
-  if (!m)
-    return;
-  for (uint32_t i = 0; i < m->nkey; i++)
-    free(m->key[i].s);
+  if (!m) return;
+  for (uint32_t i = 0; i < m->nkey; i++) free(m->key[i].s);
   free(m->key);
   free(m->slot);
   free(m);
@@ -67,19 +65,16 @@ static uint32_t probe(const struct strmap *m, const char *s, size_t len,
 
   for (; m->slot[i]; i = (i + 1) & m->mask) {
     const struct key *k = &m->key[m->slot[i] - 1];
-    if (k->hash == h && k->len == len && memcmp(k->s, s, len) == 0)
-      break;
+    if (k->hash == h && k->len == len && memcmp(k->s, s, len) == 0) break;
   }
   return i;
 }
 
-int strmap_find(const struct strmap *m, const char *s, size_t len,
-                uint32_t *id)
+int strmap_find(const struct strmap *m, const char *s, size_t len, uint32_t *id)
 {
   uint32_t i = probe(m, s, len, hash(s, len));
 
-  if (!m->slot[i])
-    return -1;
+  if (!m->slot[i]) return -1;
   *id = m->slot[i] - 1;
   return 0;
 }
@@ -98,8 +93,7 @@ static int grow_slots(struct strmap *m)
   m->mask = size - 1;
   for (uint32_t n = 0; n < m->nkey; n++) {
     uint32_t i = (uint32_t)m->key[n].hash & m->mask;
-    while (t[i])
-      i = (i + 1) & m->mask;
+    while (t[i]) i = (i + 1) & m->mask;
     t[i] = n + 1;
   }
   return 0;
@@ -117,8 +111,8 @@ int strmap_id(struct strmap *m, const char *s, size_t len, uint32_t *id)
   }
   if (m->nkey == m->key_cap) {
     uint32_t cap = m->key_cap ? m->key_cap * 2 : 64;
-    struct key *nk = cap > m->key_cap ? realloc(m->key, cap * sizeof(*nk))
-                                      : NULL;
+    struct key *nk =
+        cap > m->key_cap ? realloc(m->key, cap * sizeof(*nk)) : NULL;
     if (!nk) {
       oom();
       return -1;
@@ -137,8 +131,7 @@ int strmap_id(struct strmap *m, const char *s, size_t len, uint32_t *id)
   k->hash = h;
   *id = m->nkey++;
   if (m->nkey > (m->mask + 1) / 2) {
-    if (grow_slots(m) < 0)
-      return -1;
+    if (grow_slots(m) < 0) return -1;
   } else {
     m->slot[i] = *id + 1;
   }

@@ -16,24 +16,24 @@
 #include "svg.h"
 #include "utf8.h"
 
-#define PAD 10          /* pixels left and right of the frames */
-#define FONT_SIZE 12    /* labels, in a monospace font */
-#define CHAR_WIDTH 7.3  /* a monospace advance at FONT_SIZE, rounded up */
-#define TITLE_Y 24      /* baseline of the title and the buttons */
+#define PAD 10         /* pixels left and right of the frames */
+#define FONT_SIZE 12   /* labels, in a monospace font */
+#define CHAR_WIDTH 7.3 /* a monospace advance at FONT_SIZE, rounded up */
+#define TITLE_Y 24     /* baseline of the title and the buttons */
 #define SUBTITLE_Y 44
-#define BOTTOM 30       /* below the root row: the details line */
-#define NOTE_HEIGHT 16  /* a line of the notes below the details */
+#define BOTTOM 30                  /* below the root row: the details line */
+#define NOTE_HEIGHT 16             /* a line of the notes below the details */
 #define HIGHLIGHT "rgb(230,0,230)" /* search matches */
 
 struct svg {
   FILE *out;
   const char *unit;
   uint64_t total;
-  double scale;     /* pixels per unit of weight */
-  double min_width; /* pixels */
-  int fh;           /* frame height */
-  int base;         /* y of the bottom edge of the root row */
-  size_t depth;     /* stack levels drawn, "all" excluded */
+  double scale;                  /* pixels per unit of weight */
+  double min_width;              /* pixels */
+  int fh;                        /* frame height */
+  int base;                      /* y of the bottom edge of the root row */
+  size_t depth;                  /* stack levels drawn, "all" excluded */
   const struct svg_paint *paint; /* NULL: colours by frame kind */
 };
 
@@ -46,8 +46,7 @@ static size_t xml_char(const char *s, uint32_t *cp, int *ok)
 
   *ok = n > 0 && *cp >= 0x20 && !(*cp >= 0x7f && *cp <= 0x9f) &&
         *cp != 0xfffe && *cp != 0xffff;
-  if (!*ok)
-    *cp = UTF8_REPLACEMENT;
+  if (!*ok) *cp = UTF8_REPLACEMENT;
   return n ? n : 1;
 }
 
@@ -58,8 +57,7 @@ static size_t xml_len(const char *s)
   uint32_t cp;
   int ok;
 
-  for (; *s; len++)
-    s += xml_char(s, &cp, &ok);
+  for (; *s; len++) s += xml_char(s, &cp, &ok);
   return len;
 }
 
@@ -92,8 +90,7 @@ static void put_label(FILE *out, const char *name, double w)
 {
   double room = floor((w - 6) / CHAR_WIDTH);
 
-  if (room < 3)
-    return;
+  if (room < 3) return;
   if ((double)xml_len(name) <= room) {
     put_xml(out, name, SIZE_MAX);
   } else {
@@ -110,8 +107,7 @@ static const char *grouped(uint64_t v, char buf[32])
   char *d = buf;
 
   for (int i = 0; i < n; i++) {
-    if (i > 0 && (n - i) % 3 == 0)
-      *d++ = ',';
+    if (i > 0 && (n - i) % 3 == 0) *d++ = ',';
     *d++ = digits[i];
   }
   *d = '\0';
@@ -129,25 +125,21 @@ struct palette {
   double sat, light;     /* 0..1, varied a little by the hash */
 };
 
-static const struct palette lua_pal = {0, 45, 0.85, 0.58};      /* warm */
-static const struct palette trace_pal = {95, 45, 0.55, 0.55};   /* green */
-static const struct palette c_pal = {195, 25, 0.60, 0.62};      /* blue */
+static const struct palette lua_pal = {0, 45, 0.85, 0.58};       /* warm */
+static const struct palette trace_pal = {95, 45, 0.55, 0.55};    /* green */
+static const struct palette c_pal = {195, 25, 0.60, 0.62};       /* blue */
 static const struct palette builtin_pal = {255, 35, 0.50, 0.70}; /* violet */
-static const struct palette vm_pal = {0, 0, 0, 0.72};           /* grey */
+static const struct palette vm_pal = {0, 0, 0, 0.72};            /* grey */
 
 static const struct palette *palette_of(const char *name)
 {
   size_t len = strlen(name);
 
-  if (strncmp(name, "trace#", 6) == 0)
-    return &trace_pal;
-  if (strncmp(name, "C:", 2) == 0)
-    return &c_pal;
-  if (strncmp(name, "builtin:", 8) == 0)
-    return &builtin_pal;
+  if (strncmp(name, "trace#", 6) == 0) return &trace_pal;
+  if (strncmp(name, "C:", 2) == 0) return &c_pal;
+  if (strncmp(name, "builtin:", 8) == 0) return &builtin_pal;
   /* [GC], [JIT compiler], [interpreter]; Lua frames end in ')'. */
-  if (len > 1 && name[0] == '[' && name[len - 1] == ']')
-    return &vm_pal;
+  if (len > 1 && name[0] == '[' && name[len - 1] == ']') return &vm_pal;
   return &lua_pal;
 }
 
@@ -157,10 +149,8 @@ static void color(const char *name, const struct palette *pal, int rgb[3])
   double v[3], c, x, m, hue, sat, light;
   int sector;
 
-  for (const char *s = name; *s; s++)
-    h = (h ^ (unsigned char)*s) * 16777619u;
-  for (int i = 0; i < 3; i++)
-    v[i] = (h >> (8 * i) & 0xff) / 255.0;
+  for (const char *s = name; *s; s++) h = (h ^ (unsigned char)*s) * 16777619u;
+  for (int i = 0; i < 3; i++) v[i] = (h >> (8 * i) & 0xff) / 255.0;
   hue = pal->hue + pal->hue_range * v[0];
   sat = pal->sat * (0.85 + 0.15 * v[1]);
   light = pal->light + 0.08 * (v[2] - 0.5);
@@ -191,8 +181,7 @@ static void put_frame(struct svg *s, const char *name, size_t depth,
   int rgb[3];
 
   if (s->paint) {
-    s->paint->frame(name, depth, total, rgb, tip, sizeof(tip),
-                    s->paint->arg);
+    s->paint->frame(name, depth, total, rgb, tip, sizeof(tip), s->paint->arg);
   } else {
     /* The root, "all", is no function: grey like the VM states. */
     color(name, depth == 0 ? &vm_pal : palette_of(name), rgb);
@@ -221,10 +210,8 @@ static int measure(const struct profile_frame *f, void *arg)
 {
   struct svg *s = arg;
 
-  if ((double)f->total * s->scale < s->min_width)
-    return PROFILE_SKIP;
-  if (f->depth + 1 > s->depth)
-    s->depth = f->depth + 1;
+  if ((double)f->total * s->scale < s->min_width) return PROFILE_SKIP;
+  if (f->depth + 1 > s->depth) s->depth = f->depth + 1;
   return 0;
 }
 
@@ -232,8 +219,7 @@ static int draw(const struct profile_frame *f, void *arg)
 {
   struct svg *s = arg;
 
-  if ((double)f->total * s->scale < s->min_width)
-    return PROFILE_SKIP;
+  if ((double)f->total * s->scale < s->min_width) return PROFILE_SKIP;
   put_frame(s, f->name, f->depth + 1, f->offset, f->total);
   return ferror(s->out) ? -1 : 0; /* stop early on a full disk */
 }
@@ -357,7 +343,8 @@ static const char *const script[] = {
     "  }\n",
     "\n",
     "  function resetSearch() {\n",
-    "    frames.forEach(function (f) { f.rect.setAttribute(\"fill\", f.fill); });\n",
+    "    frames.forEach(function (f) { f.rect.setAttribute(\"fill\", f.fill); "
+    "});\n",
     "    term = null;\n",
     "    matched.textContent = \"\";\n",
     "    searchButton.textContent = \"Search\";\n",
@@ -382,12 +369,14 @@ static const char *const script[] = {
     "  area.addEventListener(\"mouseout\", function () {\n",
     "    details.textContent = \"\";\n",
     "  });\n",
-    "  unzoomButton.addEventListener(\"click\", function () { zoom(root); });\n",
+    "  unzoomButton.addEventListener(\"click\", function () { zoom(root); "
+    "});\n",
     "  searchButton.addEventListener(\"click\", function () {\n",
     "    if (term === null) ask(); else resetSearch();\n",
     "  });\n",
     "  document.addEventListener(\"keydown\", function (e) {\n",
-    "    if ((e.ctrlKey || e.metaKey) && e.key === \"f\" || e.key === \"/\") {\n",
+    "    if ((e.ctrlKey || e.metaKey) && e.key === \"f\" || e.key === \"/\") "
+    "{\n",
     "      e.preventDefault();\n",
     "      ask();\n",
     "    } else if (e.key === \"Escape\") {\n",
@@ -410,9 +399,15 @@ int svg_render(const struct profile *p, FILE *out,
   const char *title = o->title ? o->title : "Flame Graph";
   int width = o->width > 0 ? o->width : 1200;
   int top = o->subtitle ? SUBTITLE_Y + 14 : TITLE_Y + 14;
-  struct svg s = {out, profile_unit(p), profile_total(p), 0,
+  struct svg s = {out,
+                  profile_unit(p),
+                  profile_total(p),
+                  0,
                   o->min_width > 0 ? o->min_width : 0.1,
-                  o->frame_height > 0 ? o->frame_height : 16, 0, 0, paint};
+                  o->frame_height > 0 ? o->frame_height : 16,
+                  0,
+                  0,
+                  paint};
   size_t nnotes = paint ? paint->nnotes : 0;
   int notes_height = nnotes ? (int)nnotes * NOTE_HEIGHT + 6 : 0;
   int height, ret;
@@ -422,8 +417,7 @@ int svg_render(const struct profile *p, FILE *out,
     return -1;
   }
   s.scale = s.total ? (double)(width - 2 * PAD) / (double)s.total : 0;
-  if ((ret = profile_walk(p, measure, &s)) != 0)
-    return ret;
+  if ((ret = profile_walk(p, measure, &s)) != 0) return ret;
   height = top + (int)(s.depth + 1) * s.fh + BOTTOM + notes_height;
   s.base = height - BOTTOM - notes_height;
 
@@ -456,8 +450,7 @@ int svg_render(const struct profile *p, FILE *out,
           s.total ? "" : "No stacks in this profile", width - PAD,
           s.base + BOTTOM - 10);
   put_frame(&s, "all", 0, 0, s.total);
-  if (s.total && (ret = profile_walk(p, draw, &s)) != 0)
-    return ret;
+  if (s.total && (ret = profile_walk(p, draw, &s)) != 0) return ret;
   fputs("</g>\n", out);
   for (size_t i = 0; i < nnotes; i++) {
     fprintf(out, "<text class=\"note\" x=\"%d\" y=\"%d\">", PAD,

@@ -33,12 +33,10 @@ size_t utf8_decode(const char *str, uint32_t *cp)
   /* Checking each byte before reading the next keeps us within a NUL-
    * terminated string: NUL is not a continuation byte. */
   for (size_t i = 1; i < n; i++) {
-    if (!cont(s[i]))
-      return 0;
+    if (!cont(s[i])) return 0;
     v = v << 6 | (s[i] & 0x3f);
   }
-  if (v < min || v > 0x10ffff || (v >= 0xd800 && v <= 0xdfff))
-    return 0;
+  if (v < min || v > 0x10ffff || (v >= 0xd800 && v <= 0xdfff)) return 0;
   *cp = v;
   return n;
 }
@@ -50,7 +48,6 @@ size_t utf8_cut(const char *str, size_t n)
 
   /* A character is at most 4 bytes: step back over at most 3
    * continuation bytes; more than that is not UTF-8 anyway. */
-  while (i > 0 && n - i < 3 && cont(s[i]))
-    i--;
+  while (i > 0 && n - i < 3 && cont(s[i])) i--;
   return cont(s[i]) ? n : i;
 }

@@ -199,15 +199,16 @@ void elf_file_free(struct elf_file *ef)
   free(ef);
 }
 
-const struct elf_sym *elf_file_lookup(const struct elf_file *ef,
-                                      uint64_t vaddr)
+const struct elf_sym *elf_file_lookup(const struct elf_file *ef, uint64_t vaddr)
 {
   size_t lo = 0, hi = ef->nsyms;
   const struct elf_sym *s;
   while (lo < hi) { /* last symbol with addr <= vaddr */
     size_t mid = (lo + hi) / 2;
-    if (ef->syms[mid].addr <= vaddr) lo = mid + 1;
-    else hi = mid;
+    if (ef->syms[mid].addr <= vaddr)
+      lo = mid + 1;
+    else
+      hi = mid;
   }
   if (lo == 0) return NULL;
   s = &ef->syms[lo - 1];
@@ -289,8 +290,7 @@ struct elf_file *proc_syms_file(struct proc_syms *ps, uint64_t addr,
   return ps->files[i];
 }
 
-int proc_syms_name(struct proc_syms *ps, uint64_t addr, char *buf,
-                   size_t len)
+int proc_syms_name(struct proc_syms *ps, uint64_t addr, char *buf, size_t len)
 {
   const struct proc_map *m;
   struct elf_file *ef = proc_syms_file(ps, addr, &m);

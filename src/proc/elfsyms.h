@@ -57,8 +57,7 @@ int proc_syms_init(struct proc_syms *ps, pid_t pid);
 void proc_syms_free(struct proc_syms *ps);
 /* Names native code: "SYMBOL", or "OBJECT+0xOFFSET" without a symbol.
  * Returns 0 when addr lies in a mapping, -1 otherwise. */
-int proc_syms_name(struct proc_syms *ps, uint64_t addr, char *buf,
-                   size_t len);
+int proc_syms_name(struct proc_syms *ps, uint64_t addr, char *buf, size_t len);
 /* The elf_file of the mapping containing addr, or NULL. */
 struct elf_file *proc_syms_file(struct proc_syms *ps, uint64_t addr,
                                 const struct proc_map **map);

@@ -82,9 +82,12 @@ const struct proc_map *proc_maps_find(const struct proc_maps *maps,
   size_t lo = 0, hi = maps->n;
   while (lo < hi) { /* maps are sorted by address */
     size_t mid = (lo + hi) / 2;
-    if (addr < maps->v[mid].lo) hi = mid;
-    else if (addr >= maps->v[mid].hi) lo = mid + 1;
-    else return &maps->v[mid];
+    if (addr < maps->v[mid].lo)
+      hi = mid;
+    else if (addr >= maps->v[mid].hi)
+      lo = mid + 1;
+    else
+      return &maps->v[mid];
   }
   return NULL;
 }

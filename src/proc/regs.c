@@ -28,8 +28,7 @@ static void detach_all(void)
 {
   while (nseized > 0) {
     int i = --nseized;
-    ptrace(PTRACE_DETACH, seized[i], NULL,
-           (void *)(long)seized_sig[i]);
+    ptrace(PTRACE_DETACH, seized[i], NULL, (void *)(long)seized_sig[i]);
   }
 }
 

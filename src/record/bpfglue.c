@@ -56,8 +56,11 @@ int bpfglue_push_target(int procs_fd, int vms_fd, const struct lj_target *t)
   for (size_t i = 0; i < t->nvms; i++) {
     const struct lj_vm *v = &t->vms[i];
     struct ls_vmkey key = {.pid = pid, .dispatch = v->dispatch};
-    struct ls_vm val = {.G = v->G, .J = v->J, .mainL = v->mainL,
-                        .code_lo = v->code_lo, .code_hi = v->code_hi,
+    struct ls_vm val = {.G = v->G,
+                        .J = v->J,
+                        .mainL = v->mainL,
+                        .code_lo = v->code_lo,
+                        .code_hi = v->code_hi,
                         .lay = *v->lay};
     if (bpf_map_update_elem(vms_fd, &key, &val, BPF_ANY)) return -1;
     proc.single_dispatch = v->dispatch;

@@ -151,8 +151,8 @@ static void discover(struct rtargets *ts, struct rtarget *t, double now)
   if (!t->sym) t->sym = lj_symbolizer_new(t->pid, &t->t);
   if (!t->sym || (ts->smp && sampler_set_target(ts->smp, &t->t))) {
     snprintf(t->why, sizeof(t->why),
-             "cannot pass the VMs of process %d to the kernel: %s",
-             (int)t->pid, strerror(errno));
+             "cannot pass the VMs of process %d to the kernel: %s", (int)t->pid,
+             strerror(errno));
     return;
   }
   t->has_vms = 1;

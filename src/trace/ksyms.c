@@ -27,8 +27,7 @@ static int by_addr(const void *a, const void *b)
 void ksyms_free(struct ksyms *ks)
 {
   if (!ks) return;
-  for (size_t i = 0; i < ks->n; i++)
-    free(ks->v[i].name);
+  for (size_t i = 0; i < ks->n; i++) free(ks->v[i].name);
   free(ks->v);
   free(ks);
 }

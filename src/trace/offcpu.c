@@ -177,8 +177,7 @@ static void on_oncpu(struct offcpu *oc, const struct ls_evhead *h)
   oc->waits++;
   snprintf(root, sizeof(root), "[off-cpu: %s]", state);
   oc->names[0] = root;
-  for (size_t i = 0; i < n; i++)
-    oc->names[i + 1] = oc->s.tt.frames[i].str;
+  for (size_t i = 0; i < n; i++) oc->names[i + 1] = oc->s.tt.frames[i].str;
   if (us && profile_add(oc->prof, oc->names, n + 1, us)) oc->failed = 1;
   p->ts = 0;
 }
@@ -320,8 +319,7 @@ int offcpu_run(const struct offcpu_opts *o)
   rc = 0;
 out:
   luaspy_offcpu__destroy(skel);
-  for (size_t i = 0; i < oc.npend; i++)
-    free(oc.pend[i].ev);
+  for (size_t i = 0; i < oc.npend; i++) free(oc.pend[i].ev);
   free(oc.pend);
   free(oc.names);
   topstacks_free(oc.lock_waits);

@@ -18,7 +18,6 @@
 
 #define POLL_MS 100
 
-
 static double now_s(void)
 {
   struct timespec ts;
@@ -74,8 +73,7 @@ int tsession_run(struct tsession *s, const char *cmd)
     if (!alive(s->tt.pid)) break;
   }
   /* What is still in the ring buffer belongs to the recording. */
-  while (ring_buffer__poll(rb, 0) > 0)
-    continue;
+  while (ring_buffer__poll(rb, 0) > 0) continue;
   ring_buffer__free(rb);
   return rc;
 }
@@ -87,8 +85,7 @@ void tsession_counts(const struct tsession *s, uint64_t c[LS_NTCOUNTERS])
   for (__u32 i = 0; i < LS_NTCOUNTERS; i++) {
     c[i] = 0;
     if (v && !bpf_map_lookup_elem(s->counts_fd, &i, v))
-      for (int k = 0; k < ncpus; k++)
-        c[i] += v[k];
+      for (int k = 0; k < ncpus; k++) c[i] += v[k];
   }
   free(v);
 }

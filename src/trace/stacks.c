@@ -166,8 +166,7 @@ size_t ttarget_stack(struct ttarget *tt, const struct ls_event *ev,
       splice = i;
       break;
     }
-  for (size_t i = np; i-- > splice;)
-    native(tt, &f[n++], pcs[i]);
+  for (size_t i = np; i-- > splice;) native(tt, &f[n++], pcs[i]);
   nl = lua_frames(tt, &ev->lua, &f[n]);
   n += nl;
   for (size_t i = splice < np ? splice : np; i-- > 0;)

@@ -88,8 +88,7 @@ static long bt_of(struct syscalls *sy, long nr, size_t n)
   size_t len = 16;
   uint32_t id;
   int isnew;
-  for (size_t i = 0; i < n; i++)
-    len += strlen(f[i].str) + 1;
+  for (size_t i = 0; i < n; i++) len += strlen(f[i].str) + 1;
   if (len > sy->keycap) {
     char *nk = realloc(sy->key, len);
     if (!nk) return -1;
@@ -116,8 +115,7 @@ static long bt_of(struct syscalls *sy, long nr, size_t n)
   memset(b, 0, sizeof(*b));
   b->nr = nr;
   if (!(b->frames = malloc(n * sizeof(*b->frames)))) return -1;
-  for (size_t i = 0; i < n; i++)
-    b->frames[i] = f[n - 1 - i];
+  for (size_t i = 0; i < n; i++) b->frames[i] = f[n - 1 - i];
   b->n = n;
   sy->nbts = id + 1;
   return id;
@@ -136,7 +134,10 @@ static int add_latency(struct scdata *d, uint64_t ns)
   return 0;
 }
 
-static int bucket(uint64_t v) { return v ? 64 - __builtin_clzll(v) - 1 : 0; }
+static int bucket(uint64_t v)
+{
+  return v ? 64 - __builtin_clzll(v) - 1 : 0;
+}
 
 static void on_event(const struct ls_event *ev, size_t size, void *arg)
 {
@@ -160,8 +161,7 @@ static void on_event(const struct ls_event *ev, size_t size, void *arg)
     if (sy->prof) {
       char leaf[64];
       uint64_t us = (ev->h.value + 500) / 1000;
-      for (size_t i = 0; i < n; i++)
-        sy->names[i] = sy->s.tt.frames[i].str;
+      for (size_t i = 0; i < n; i++) sy->names[i] = sy->s.tt.frames[i].str;
       snprintf(leaf, sizeof(leaf), "syscall:%s",
                sysname(nr) ? sysname(nr) : "?");
       sy->names[n] = leaf;
@@ -514,10 +514,8 @@ int syscalls_run(const struct syscalls_opts *o)
   rc = 0;
 out:
   luaspy_syscalls__destroy(skel);
-  for (long nr = 0; nr < LS_MAX_SYSCALLS; nr++)
-    free(sy.sc[nr].lat);
-  for (size_t i = 0; i < sy.nbts; i++)
-    free(sy.bts[i].frames);
+  for (long nr = 0; nr < LS_MAX_SYSCALLS; nr++) free(sy.sc[nr].lat);
+  for (size_t i = 0; i < sy.nbts; i++) free(sy.bts[i].frames);
   free(sy.bts);
   free(sy.key);
   free(sy.names);

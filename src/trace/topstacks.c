@@ -44,8 +44,7 @@ int topstacks_add(struct topstacks *t, const struct tframe *frames, size_t n,
 {
   size_t len = 0;
   uint32_t id;
-  for (size_t i = 0; i < n; i++)
-    len += strlen(frames[i].str) + 1;
+  for (size_t i = 0; i < n; i++) len += strlen(frames[i].str) + 1;
   if (len + 1 > t->buflen) {
     char *nb = realloc(t->buf, len + 1);
     if (!nb) return -1;
@@ -94,8 +93,7 @@ void topstacks_print(const struct topstacks *t, FILE *f, int top, int depth)
     const char *key = strmap_key(t->keys, best), *end = key + strlen(key);
     for (int d = 0; d < depth && end > key; d++) {
       const char *b = end;
-      while (b > key && b[-1] != SEP)
-        b--;
+      while (b > key && b[-1] != SEP) b--;
       fprintf(f, "      %.*s\n", (int)(end - b), b);
       end = b > key ? b - 1 : key;
     }

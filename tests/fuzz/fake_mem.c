@@ -51,13 +51,22 @@ int image_load(const uint8_t *data, size_t size, struct image *img)
   }
   lay = lj_layout_for((enum lj_flavor)(h.flavor % 3 + 1));
   memset(img, 0, sizeof(*img));
-  img->vm = (struct lj_vm){.GG = h.GG, .G = h.G, .J = h.J,
-                           .dispatch = h.dispatch, .mainL = h.mainL,
-                           .code_lo = h.code_lo, .code_hi = h.code_hi,
+  img->vm = (struct lj_vm){.GG = h.GG,
+                           .G = h.G,
+                           .J = h.J,
+                           .dispatch = h.dispatch,
+                           .mainL = h.mainL,
+                           .code_lo = h.code_lo,
+                           .code_hi = h.code_hi,
                            .lay = lay};
-  img->regs = (struct proc_regs){.tid = IMAGE_PID, .rip = h.rip, .rsp = h.rsp,
-                                 .rbp = h.rbp, .rbx = h.rbx, .rdx = h.rdx,
-                                 .r14 = h.r14, .r15 = h.r15};
+  img->regs = (struct proc_regs){.tid = IMAGE_PID,
+                                 .rip = h.rip,
+                                 .rsp = h.rsp,
+                                 .rbp = h.rbp,
+                                 .rbx = h.rbx,
+                                 .rdx = h.rdx,
+                                 .r14 = h.r14,
+                                 .r15 = h.r15};
   img->use_regs = h.flags & IMAGE_USE_REGS;
   return 0;
 }

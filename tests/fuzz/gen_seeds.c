@@ -31,8 +31,14 @@
 static const struct lj_layout *lay;
 static uint8_t gg[8192], stack[NSLOTS * 8], obj[OBJ_SIZE], cframe[64];
 
-static void put64(uint8_t *b, uint64_t off, uint64_t v) { memcpy(b + off, &v, 8); }
-static void put32(uint8_t *b, uint64_t off, uint32_t v) { memcpy(b + off, &v, 4); }
+static void put64(uint8_t *b, uint64_t off, uint64_t v)
+{
+  memcpy(b + off, &v, 8);
+}
+static void put32(uint8_t *b, uint64_t off, uint32_t v)
+{
+  memcpy(b + off, &v, 4);
+}
 
 /* A GC object header: nextgc, marked, gct. */
 static void gchdr(uint8_t *b, uint64_t off, uint64_t next, uint8_t gct)
@@ -42,16 +48,32 @@ static void gchdr(uint8_t *b, uint64_t off, uint64_t next, uint8_t gct)
 }
 
 /* Object area offsets. */
-enum { STR_OFF = 0, TAB_OFF = 0x80, NODE_OFF = 0x100, FN_OFF = 0x200,
-       PT_OFF = 0x400, TRACE_OFF = 0x1000, TRACES_OFF = 0x1100 };
+enum {
+  STR_OFF = 0,
+  TAB_OFF = 0x80,
+  NODE_OFF = 0x100,
+  FN_OFF = 0x200,
+  PT_OFF = 0x400,
+  TRACE_OFF = 0x1000,
+  TRACES_OFF = 0x1100
+};
 #define PT_STRIDE 0x200
 #define FN_STRIDE 0x40
 #define NBC 8
 
-static uint64_t fn_addr(int i) { return OBJ_ADDR + FN_OFF + i * FN_STRIDE; }
-static uint64_t pt_addr(int i) { return OBJ_ADDR + PT_OFF + i * PT_STRIDE; }
+static uint64_t fn_addr(int i)
+{
+  return OBJ_ADDR + FN_OFF + i * FN_STRIDE;
+}
+static uint64_t pt_addr(int i)
+{
+  return OBJ_ADDR + PT_OFF + i * PT_STRIDE;
+}
 /* PC pointing past bytecode number ins of prototype i. */
-static uint64_t pc_after(int i, int ins) { return pt_addr(i) + lay->pt_size + 4 * (ins + 1); }
+static uint64_t pc_after(int i, int ins)
+{
+  return pt_addr(i) + lay->pt_size + 4 * (ins + 1);
+}
 
 static void build(int vmstate)
 {
@@ -144,16 +166,19 @@ static void region(FILE *f, uint64_t addr, const void *p, uint32_t len)
   fwrite(p, 1, len, f);
 }
 
-static int write_seed(const char *dir, const char *name, int vmstate,
-                      int regs)
+static int write_seed(const char *dir, const char *name, int vmstate, int regs)
 {
   char path[1024];
   FILE *f;
   struct image_hdr h = {
       .flags = regs ? IMAGE_USE_REGS : 0,
-      .GG = GG_ADDR, .G = GG_ADDR + lay->gg_g, .J = GG_ADDR + lay->gg_J,
-      .dispatch = GG_ADDR + lay->gg_dispatch, .mainL = GG_ADDR,
-      .code_lo = CODE_LO, .code_hi = CODE_LO + 0x1000,
+      .GG = GG_ADDR,
+      .G = GG_ADDR + lay->gg_g,
+      .J = GG_ADDR + lay->gg_J,
+      .dispatch = GG_ADDR + lay->gg_dispatch,
+      .mainL = GG_ADDR,
+      .code_lo = CODE_LO,
+      .code_hi = CODE_LO + 0x1000,
   };
   h.flavor = (uint8_t)(LJ_FLAVOR_OPENRESTY - 1); /* image_load: % 3 + 1 */
   if (regs) { /* in the interpreter, in the top function at instruction 5 */

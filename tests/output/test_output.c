@@ -2,7 +2,8 @@
 ** Unit tests of src/output: aggregation, folded stacks both ways, the
 ** bounds and escaping of untrusted frame strings, JSON, that write
 ** errors are reported, frame strings split for pprof and speedscope, and
-** every writer on deep stacks (under the sanitizers). Prints "ok NAME" or "FAIL NAME: why" per case.
+** every writer on deep stacks (under the sanitizers). Prints "ok NAME" or "FAIL
+*NAME: why" per case.
 **
 **   test_output            run the cases; exit 1 if any failed
 **   test_output --svg OUT  write the flame graph the browser check loads
@@ -36,16 +37,14 @@ static void begin(const char *name)
 
 static void end(void)
 {
-  if (!test_failed)
-    printf("ok %s\n", test_name);
+  if (!test_failed) printf("ok %s\n", test_name);
   fflush(stdout);
 }
 
 /* Only a case's first failure is shown: later ones tend to follow. */
 static void check_at(int ok, const char *what, int line)
 {
-  if (ok || test_failed)
-    return;
+  if (ok || test_failed) return;
   printf("FAIL %s: %s (test_output.c:%d)\n", test_name, what, line);
   test_failed = 1;
   nfailed++;
@@ -107,8 +106,7 @@ static int add(struct profile *p, uint64_t weight, ...)
   va_list ap;
 
   va_start(ap, weight);
-  while ((frames[n] = va_arg(ap, const char *)))
-    n++;
+  while ((frames[n] = va_arg(ap, const char *))) n++;
   va_end(ap);
   return profile_add(p, frames, n, weight);
 }
@@ -126,8 +124,7 @@ static int valid_utf8(const char *s)
   size_t n;
 
   for (; *s; s += n)
-    if (!(n = utf8_decode(s, &cp)))
-      return 0;
+    if (!(n = utf8_decode(s, &cp))) return 0;
   return 1;
 }
 
@@ -135,8 +132,7 @@ static size_t count_of(const char *hay, const char *needle)
 {
   size_t n = 0, len = strlen(needle);
   /* Not strstr: ASan's checks each call scans all of hay, quadratic. */
-  for (const char *s = hay; *s; s++)
-    n += strncmp(s, needle, len) == 0;
+  for (const char *s = hay; *s; s++) n += strncmp(s, needle, len) == 0;
   return n;
 }
 
@@ -184,19 +180,17 @@ struct seen {
 static int record_walk(const struct profile_frame *f, void *arg)
 {
   struct seen *s = arg;
-  s->n += (size_t)snprintf(s->text + s->n, sizeof(s->text) - s->n,
-                           "%s@%zu:%llu+%llu/%llu ", f->name, f->depth,
-                           (unsigned long long)f->offset,
-                           (unsigned long long)f->total,
-                           (unsigned long long)f->self);
+  s->n += (size_t)snprintf(
+      s->text + s->n, sizeof(s->text) - s->n, "%s@%zu:%llu+%llu/%llu ", f->name,
+      f->depth, (unsigned long long)f->offset, (unsigned long long)f->total,
+      (unsigned long long)f->self);
   return strcmp(f->name, "skipme") == 0 ? PROFILE_SKIP : 0;
 }
 
 static int count_walk(const struct profile_frame *f, void *arg)
 {
   size_t *deepest = arg;
-  if (f->depth > *deepest)
-    *deepest = f->depth;
+  if (f->depth > *deepest) *deepest = f->depth;
   return 0;
 }
 
@@ -294,8 +288,7 @@ static void test_bounds(void)
 
   begin("frame strings bounded on UTF-8 boundaries");
   /* 650 "é": 1300 bytes; two strings that differ past the cut merge. */
-  for (int i = 0; i < 649; i++)
-    memcpy(long1 + 2 * i, "\xc3\xa9", 2);
+  for (int i = 0; i < 649; i++) memcpy(long1 + 2 * i, "\xc3\xa9", 2);
   memcpy(long2, long1, sizeof(long1));
   long1[1298] = 'x', long2[1298] = 'y';
   long1[1299] = long2[1299] = '\0';
@@ -338,15 +331,14 @@ static void test_folded_escape(void)
 
 static void test_round_trip(void)
 {
-  const char *text =
-      "main chunk (app.lua:40);handle (app.lua:12);C:strlen 17\n"
-      "\r\n"
-      "[GC] 3\r\n"
-      "main chunk (app.lua:40);trace#3 (work.lua:20) 5\n"
-      "  \n"
-      "main chunk (app.lua:40);handle (app.lua:12);C:strlen 4\n"
-      "main chunk (app.lua:40);builtin:string.format\t2\n"
-      "main chunk (app.lua:40);x;;y 1\n";
+  const char *text = "main chunk (app.lua:40);handle (app.lua:12);C:strlen 17\n"
+                     "\r\n"
+                     "[GC] 3\r\n"
+                     "main chunk (app.lua:40);trace#3 (work.lua:20) 5\n"
+                     "  \n"
+                     "main chunk (app.lua:40);handle (app.lua:12);C:strlen 4\n"
+                     "main chunk (app.lua:40);builtin:string.format\t2\n"
+                     "main chunk (app.lua:40);x;;y 1\n";
   struct profile *p = profile_new(NULL), *q = profile_new(NULL);
   FILE *in = fmemopen((void *)text, strlen(text), "r");
   char *once, *twice;
@@ -380,7 +372,8 @@ static void test_read_errors(void)
     size_t len; /* 0: strlen(text) */
   } cases[] = {
       {"a;b 1\na;b\n", "luaspy: line 2: expected 'FRAME;FRAME;... COUNT'", 0},
-      {"a;b 1\n\na;b x\n", "luaspy: line 3: the count is not a whole number", 0},
+      {"a;b 1\n\na;b x\n", "luaspy: line 3: the count is not a whole number",
+       0},
       {"a;b 1.5\n", "luaspy: line 1: the count is not a whole number", 0},
       {"a;b -1\n", "luaspy: line 1: the count is not a whole number", 0},
       {"12\n", "luaspy: line 1: expected", 0},
@@ -398,8 +391,8 @@ static void test_read_errors(void)
     capture_stderr();
     int r = profile_read_folded(p, in);
     const char *msg = captured_text();
-    check_at(r == -1 && strncmp(msg, cases[i].message,
-                                strlen(cases[i].message)) == 0,
+    check_at(r == -1 &&
+                 strncmp(msg, cases[i].message, strlen(cases[i].message)) == 0,
              cases[i].message, __LINE__);
     CHECK(strchr(msg, '\n') == msg + strlen(msg) - 1); /* one line */
     fclose(in);
@@ -462,7 +455,8 @@ static void test_write_errors(void)
         0);
   capture_stderr();
   CHECK(profile_write(p, "/nonexistent/dir/x.svg", NULL, NULL) == -1);
-  CHECK(strstr(captured_text(), "luaspy: cannot create /nonexistent/dir/x.svg"));
+  CHECK(
+      strstr(captured_text(), "luaspy: cannot create /nonexistent/dir/x.svg"));
   full = fopen("/dev/full", "w");
   j = json_new(full);
   json_begin_obj(j);
@@ -493,8 +487,7 @@ static void test_write_file(void)
   f = fopen(path, "r");
   CHECK(f && fread(buf, 1, sizeof(buf) - 1, f) > 0);
   CHECK(strcmp(buf, "main;f 9\n") == 0);
-  if (f)
-    fclose(f);
+  if (f) fclose(f);
   unlink(path);
   end();
   profile_free(p);
@@ -549,7 +542,7 @@ static void test_json(void)
   j = json_new(mem_open(&m));
   json_begin_arr(j);
   json_str(j, "q\"b\\s/\b\f\n\r\t\x01\x1f\x7f");
-  json_str(j, "ok \xc3\xa9 \xf0\x9f\x98\x80");                /* é, U+1F600 */
+  json_str(j, "ok \xc3\xa9 \xf0\x9f\x98\x80"); /* é, U+1F600 */
   json_str(j, "bad \xff \xc0\xaf \xed\xa0\x80 \xe2\x82 end");
   json_end_arr(j);
   CHECK(json_done(j) == 0);
@@ -564,21 +557,32 @@ static void test_json(void)
 
   begin("json: misuse detected");
   {
-    static const char *const want[] = {
-        "key outside", "object value without a key", "unmatched end of array",
-        "value not complete", "nested too deep", "second top-level value"};
+    static const char *const want[] = {"key outside",
+                                       "object value without a key",
+                                       "unmatched end of array",
+                                       "value not complete",
+                                       "nested too deep",
+                                       "second top-level value"};
     for (int k = 0; k < 6; k++) {
       j = json_new(mem_open(&m));
       switch (k) {
       case 0: json_key(j, "x"); break;
-      case 1: json_begin_obj(j); json_int(j, 1); break;
-      case 2: json_begin_obj(j); json_end_arr(j); break;
+      case 1:
+        json_begin_obj(j);
+        json_int(j, 1);
+        break;
+      case 2:
+        json_begin_obj(j);
+        json_end_arr(j);
+        break;
       case 3: json_begin_arr(j); break;
       case 4:
-        for (int d = 0; d <= JSON_MAX_DEPTH; d++)
-          json_begin_arr(j);
+        for (int d = 0; d <= JSON_MAX_DEPTH; d++) json_begin_arr(j);
         break;
-      case 5: json_int(j, 1); json_int(j, 2); break;
+      case 5:
+        json_int(j, 1);
+        json_int(j, 2);
+        break;
       }
       capture_stderr();
       int r = json_done(j);
@@ -602,11 +606,9 @@ static int fill_of(const char *svg, const char *name, int rgb[3])
   const char *s;
 
   snprintf(key, sizeof(key), "<title>%s (", name);
-  if (!(s = strstr(svg, key)) || !(s = strstr(s, "fill=\"rgb(")))
-    return -1;
-  return sscanf(s, "fill=\"rgb(%d,%d,%d)", &rgb[0], &rgb[1], &rgb[2]) == 3
-             ? 0
-             : -1;
+  if (!(s = strstr(svg, key)) || !(s = strstr(s, "fill=\"rgb("))) return -1;
+  return sscanf(s, "fill=\"rgb(%d,%d,%d)", &rgb[0], &rgb[1], &rgb[2]) == 3 ? 0
+                                                                           : -1;
 }
 
 static void test_svg(void)
@@ -711,14 +713,13 @@ static int write_demo_svg(const char *path)
   add(p, 4, "main chunk (app.lua:40)", "heavy (work.lua:7)",
       "heavy (work.lua:7)", NULL);
   add(p, 10, "[GC]", NULL);
-  add(p, 3, "main chunk (app.lua:40)",
-      "<script>alert(1)</script> (evil.lua:1)", NULL);
+  add(p, 3, "main chunk (app.lua:40)", "<script>alert(1)</script> (evil.lua:1)",
+      NULL);
   add(p, 3, "main chunk (app.lua:40)",
       "\"><script>window.pwned=1</script><x a=\" (evil.lua:2)", NULL);
   add(p, 3, "main chunk (app.lua:40)", "]]><script>window.pwned=2</script>",
       NULL);
-  add(p, 6, "main chunk (app.lua:40)", "bad \xff\xfe utf8 (evil.lua:3)",
-      NULL);
+  add(p, 6, "main chunk (app.lua:40)", "bad \xff\xfe utf8 (evil.lua:3)", NULL);
   ret = profile_write(p, path, "svg", &o);
   profile_free(p);
   return ret < 0 ? 1 : 0;
@@ -744,16 +745,20 @@ static void test_frame_parse(void)
 {
   begin("frame strings split into name, chunk, line");
   CHECK(strcmp(parts_of("foo (app.lua:10)"), "foo|app.lua|10") == 0);
-  CHECK(strcmp(parts_of("main chunk (app.lua:40)"), "main chunk|app.lua|40") == 0);
+  CHECK(strcmp(parts_of("main chunk (app.lua:40)"), "main chunk|app.lua|40") ==
+        0);
   CHECK(strcmp(parts_of("trace#3 (a.lua:5)"), "trace#3|a.lua|5") == 0);
-  CHECK(strcmp(parts_of("M:get (/srv/a:b.lua:7)"), "M:get|/srv/a:b.lua|7") == 0);
-  CHECK(strcmp(parts_of("f ([string \"g (x)\"]:3)"), "f|[string \"g (x)\"]|3") == 0);
+  CHECK(strcmp(parts_of("M:get (/srv/a:b.lua:7)"), "M:get|/srv/a:b.lua|7") ==
+        0);
+  CHECK(strcmp(parts_of("f ([string \"g (x)\"]:3)"),
+               "f|[string \"g (x)\"]|3") == 0);
   CHECK(strcmp(parts_of("f (app.lua)"), "f|app.lua|0") == 0);
   CHECK(strcmp(parts_of("f (app.lua:)"), "f|app.lua:|0") == 0);
   CHECK(strcmp(parts_of("f (:12)"), "f|:12|0") == 0);
   CHECK(strcmp(parts_of("C:strlen"), "C:strlen||0") == 0);
   CHECK(strcmp(parts_of("C:f (x.c:1)"), "C:f (x.c:1)||0") == 0);
-  CHECK(strcmp(parts_of("builtin:string.format"), "builtin:string.format||0") == 0);
+  CHECK(strcmp(parts_of("builtin:string.format"), "builtin:string.format||0") ==
+        0);
   CHECK(strcmp(parts_of("[GC]"), "[GC]||0") == 0);
   CHECK(strcmp(parts_of("f ()"), "f ()||0") == 0);
   CHECK(strcmp(parts_of(" (a.lua:1)"), " (a.lua:1)||0") == 0);
@@ -804,8 +809,11 @@ static void test_deep_writers(void)
   begin("writers on deep stacks");
   for (int i = 0; i < 5000; i++) {
     snprintf(names[i], sizeof(names[i]),
-             i % 4 == 0 ? "f%d (a.lua:%d)" : i % 4 == 1 ? "C:c%d" :
-             i % 4 == 2 ? "trace#%d (b.lua:%d)" : "[GC]%d", i, i);
+             i % 4 == 0   ? "f%d (a.lua:%d)"
+             : i % 4 == 1 ? "C:c%d"
+             : i % 4 == 2 ? "trace#%d (b.lua:%d)"
+                          : "[GC]%d",
+             i, i);
     frames[i] = names[i];
   }
   memset(longest, 'x', sizeof(longest) - 1);
