@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "../proc/proc.h"
@@ -52,6 +53,16 @@ int parse_pids(const char *s, pid_t *pids, int max)
 }
 
 static volatile int *stop_flag;
+static struct timespec first_signal;
+
+/* Seconds since the first stop signal (clock_gettime is async-signal-safe). */
+static double since_first(void)
+{
+  struct timespec now;
+  clock_gettime(CLOCK_MONOTONIC, &now);
+  return (double)(now.tv_sec - first_signal.tv_sec) +
+         (now.tv_nsec - first_signal.tv_nsec) / 1e9;
+}
 
 static void on_signal(int sig)
 {
@@ -59,8 +70,13 @@ static void on_signal(int sig)
   proc_resume_all();
   if (stop_flag && !*stop_flag) {
     *stop_flag = 1;
+    clock_gettime(CLOCK_MONOTONIC, &first_signal);
     return;
   }
+  /* The same stop delivered twice (timeout(1) signals its child and then
+   * its process group) must not cost the output; a signal that comes
+   * later means "stop now". */
+  if (stop_flag && since_first() < 2.0) return;
   signal(sig, SIG_DFL);
   raise(sig);
 }

@@ -18,7 +18,9 @@ int usage_error(const char *cmd, const char *fmt, ...)
 int parse_pids(const char *s, pid_t *pids, int max);
 
 /* Installs SIGINT/SIGTERM/SIGHUP handlers that detach from any stopped
- * thread before dying, and sets *flag (if non-NULL) on the first signal. */
+ * thread. With a flag, the first signal sets *flag (the command stops and
+ * writes what it has), a repeat within 2 s is ignored, a later one kills;
+ * without, any signal kills (after detaching). */
 void install_signal_guard(volatile int *flag);
 
 #endif
