@@ -30,16 +30,12 @@ const char *heap_type_name(int type)
 
 uint64_t heap_field64(const struct heap_hdr *h, uint32_t off)
 {
-  uint64_t v;
-  memcpy(&v, h->raw + off, 8);
-  return v;
+  return lj_get_u64(h->raw, off);
 }
 
 uint32_t heap_field32(const struct heap_hdr *h, uint32_t off)
 {
-  uint32_t v;
-  memcpy(&v, h->raw + off, 4);
-  return v;
+  return lj_get_u32(h->raw, off);
 }
 
 void heap_ctx_init(struct heap_ctx *c, struct tmem *mem, const struct lj_vm *vm,

@@ -20,27 +20,6 @@ int jit_supported(const struct lj_vm *vm)
   return vm->lay->J_penalty != 0;
 }
 
-static uint64_t get64(const unsigned char *b, uint32_t off)
-{
-  uint64_t v;
-  memcpy(&v, b + off, 8);
-  return v;
-}
-
-static uint32_t get32(const unsigned char *b, uint32_t off)
-{
-  uint32_t v;
-  memcpy(&v, b + off, 4);
-  return v;
-}
-
-static uint16_t get16(const unsigned char *b, uint32_t off)
-{
-  uint16_t v;
-  memcpy(&v, b + off, 2);
-  return v;
-}
-
 int jit_state_read(pid_t pid, const struct lj_vm *vm, struct jit_state *st)
 {
   const struct lj_layout *lay = vm->lay;
@@ -50,25 +29,25 @@ int jit_state_read(pid_t pid, const struct lj_vm *vm, struct jit_state *st)
   if (need > sizeof(j) || proc_read(pid, vm->J, j, need) ||
       proc_read(pid, vm->G + lay->g_dispatchmode, &st->dispatchmode, 1))
     return -1;
-  st->flags = get32(j, lay->J_flags);
-  st->state = get32(j, lay->J_state);
+  st->flags = lj_get_u32(j, lay->J_flags);
+  st->state = lj_get_u32(j, lay->J_state);
   for (int i = 0; i < JIT_NPARAM; i++)
-    st->param[i] = get32(j, lay->J_param + 4 * i);
-  st->mcarea = get64(j, lay->J_mcarea);
-  st->mctop = get64(j, lay->J_mctop);
-  st->mcbot = get64(j, lay->J_mcbot);
-  st->szmcarea = get64(j, lay->J_szmcarea);
-  st->szallmcarea = get64(j, lay->J_szallmcarea);
-  st->sizetrace = get32(j, lay->J_sizetrace);
-  st->penaltyslot = get32(j, lay->J_penaltyslot);
-  st->errinfo = get64(j, lay->J_errinfo);
+    st->param[i] = lj_get_u32(j, lay->J_param + 4 * i);
+  st->mcarea = lj_get_u64(j, lay->J_mcarea);
+  st->mctop = lj_get_u64(j, lay->J_mctop);
+  st->mcbot = lj_get_u64(j, lay->J_mcbot);
+  st->szmcarea = lj_get_u64(j, lay->J_szmcarea);
+  st->szallmcarea = lj_get_u64(j, lay->J_szallmcarea);
+  st->sizetrace = lj_get_u32(j, lay->J_sizetrace);
+  st->penaltyslot = lj_get_u32(j, lay->J_penaltyslot);
+  st->errinfo = lj_get_u64(j, lay->J_errinfo);
   for (int i = 0; i < JIT_PENALTY_SLOTS; i++) {
     uint32_t o = lay->J_penalty + i * lay->penalty_size;
-    st->penalty[i].pc = get64(j, o);
-    st->penalty[i].val = get16(j, o + 8);
-    st->penalty[i].reason = get16(j, o + 10);
+    st->penalty[i].pc = lj_get_u64(j, o);
+    st->penalty[i].val = lj_get_u16(j, o + 8);
+    st->penalty[i].reason = lj_get_u16(j, o + 10);
   }
-  traces = get64(j, lay->J_trace);
+  traces = lj_get_u64(j, lay->J_trace);
   if (st->sizetrace > JIT_TRACES_MAX + 1) return -1;
   if (st->sizetrace > st->trace_cap) {
     uint64_t *t = realloc(st->trace, st->sizetrace * sizeof(*t));
@@ -96,15 +75,15 @@ int jit_trace_read(pid_t pid, const struct lj_vm *vm, uint64_t T,
   unsigned char b[256];
   if (lay->tr_size > sizeof(b) || proc_read(pid, T, b, lay->tr_size)) return -1;
   if (b[lay->L_gct] != LJ_GCT_TRACE) return -1;
-  h->startpt = get64(b, lay->tr_startpt) & LJ_GC64_PTRMASK;
-  h->startpc = get64(b, lay->tr_startpc);
-  h->mcode = get64(b, lay->tr_mcode);
-  h->snap = get64(b, lay->tr_snap);
-  h->szmcode = get32(b, lay->tr_szmcode);
-  h->traceno = get16(b, lay->tr_traceno);
-  h->root = get16(b, lay->tr_root);
-  h->link = get16(b, lay->tr_link);
-  h->nsnap = get16(b, lay->tr_nsnap);
+  h->startpt = lj_get_u64(b, lay->tr_startpt) & LJ_GC64_PTRMASK;
+  h->startpc = lj_get_u64(b, lay->tr_startpc);
+  h->mcode = lj_get_u64(b, lay->tr_mcode);
+  h->snap = lj_get_u64(b, lay->tr_snap);
+  h->szmcode = lj_get_u32(b, lay->tr_szmcode);
+  h->traceno = lj_get_u16(b, lay->tr_traceno);
+  h->root = lj_get_u16(b, lay->tr_root);
+  h->link = lj_get_u16(b, lay->tr_link);
+  h->nsnap = lj_get_u16(b, lay->tr_nsnap);
   h->linktype = b[lay->tr_linktype];
   return 0;
 }
@@ -266,8 +245,8 @@ static int proto_fits(pid_t pid, const struct lj_layout *lay, uint64_t pt,
   unsigned char h[128];
   uint32_t sizebc, sizept;
   if (lay->pt_size > sizeof(h) || proc_read(pid, pt, h, lay->pt_size)) return 0;
-  sizebc = get32(h, lay->pt_sizebc);
-  sizept = get32(h, lay->pt_sizekgc + 8); /* sizept follows sizekn */
+  sizebc = lj_get_u32(h, lay->pt_sizebc);
+  sizept = lj_get_u32(h, lay->pt_sizekgc + 8); /* sizept follows sizekn */
   return h[lay->L_gct] == LJ_GCT_PROTO &&
          pc < pt + lay->pt_size + 4ull * sizebc &&
          sizept >= lay->pt_size + 4ull * sizebc;

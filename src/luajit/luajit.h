@@ -8,10 +8,34 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "../proc/elfsyms.h"
 #include "../proc/proc.h"
 #include "layout.h"
+
+/* A field of a struct copied out of the target, at a layout offset
+ * (unaligned-safe). */
+static inline uint64_t lj_get_u64(const void *buf, uint32_t off)
+{
+  uint64_t v;
+  memcpy(&v, (const char *)buf + off, 8);
+  return v;
+}
+
+static inline uint32_t lj_get_u32(const void *buf, uint32_t off)
+{
+  uint32_t v;
+  memcpy(&v, (const char *)buf + off, 4);
+  return v;
+}
+
+static inline uint16_t lj_get_u16(const void *buf, uint32_t off)
+{
+  uint16_t v;
+  memcpy(&v, (const char *)buf + off, 2);
+  return v;
+}
 
 /* One Lua VM (one lua_newstate). */
 struct lj_vm {

@@ -71,20 +71,6 @@ static int read_str(pid_t pid, const struct lj_layout *lay, uint64_t s,
   return 0;
 }
 
-static uint64_t field_u64(const unsigned char *img, uint32_t off)
-{
-  uint64_t v;
-  memcpy(&v, img + off, 8);
-  return v;
-}
-
-static uint32_t field_u32(const unsigned char *img, uint32_t off)
-{
-  uint32_t v;
-  memcpy(&v, img + off, 4);
-  return v;
-}
-
 /* Pointer into the local image for a target address inside the proto. */
 static const unsigned char *img_ptr(const struct proto *p, uint64_t a)
 {
@@ -106,7 +92,7 @@ static const struct proto *get_proto(struct lj_symbolizer *s,
       !memcmp(p->img + lay->pt_chunkname, hdr + lay->pt_chunkname,
               lay->pt_size - lay->pt_chunkname))
     return p;
-  sizept = field_u32(hdr, lay->pt_sizekgc + 8); /* sizept follows sizekn */
+  sizept = lj_get_u32(hdr, lay->pt_sizekgc + 8); /* sizept follows sizekn */
   if (sizept < lay->pt_size || sizept > PROTO_MAX) return NULL;
   free(p->img);
   memset(p, 0, sizeof(*p));
@@ -117,10 +103,10 @@ static const struct proto *get_proto(struct lj_symbolizer *s,
   }
   p->addr = pt;
   p->sizept = sizept;
-  p->firstline = (int32_t)field_u32(p->img, lay->pt_firstline);
-  p->numline = (int32_t)field_u32(p->img, lay->pt_numline);
-  p->lineinfo = field_u64(p->img, lay->pt_lineinfo);
-  p->pi.sizebc = field_u32(p->img, lay->pt_sizebc);
+  p->firstline = (int32_t)lj_get_u32(p->img, lay->pt_firstline);
+  p->numline = (int32_t)lj_get_u32(p->img, lay->pt_numline);
+  p->lineinfo = lj_get_u64(p->img, lay->pt_lineinfo);
+  p->pi.sizebc = lj_get_u32(p->img, lay->pt_sizebc);
   p->pi.sizeuv = p->img[lay->pt_sizeuv];
   if ((uint64_t)p->pi.sizebc * 4 > sizept - lay->pt_size) {
     free(p->img);
@@ -128,11 +114,12 @@ static const struct proto *get_proto(struct lj_symbolizer *s,
     return NULL;
   }
   p->pi.bc = (const uint32_t *)(p->img + lay->pt_size);
-  p->pi.uvinfo = img_ptr(p, field_u64(p->img, lay->pt_uvinfo));
-  p->pi.varinfo = img_ptr(p, field_u64(p->img, lay->pt_varinfo));
+  p->pi.uvinfo = img_ptr(p, lj_get_u64(p->img, lay->pt_uvinfo));
+  p->pi.varinfo = img_ptr(p, lj_get_u64(p->img, lay->pt_varinfo));
   p->pi.uvinfo_end = p->pi.varinfo_end = p->img + sizept;
   char raw[LJ_CHUNK_MAX];
-  read_str(s->pid, lay, field_u64(p->img, lay->pt_chunkname), raw, sizeof(raw));
+  read_str(s->pid, lay, lj_get_u64(p->img, lay->pt_chunkname), raw,
+           sizeof(raw));
   /* "@file.lua" and "=name" drop their prefix; a source string stays. */
   memcpy(p->chunk, (raw[0] == '@' || raw[0] == '=') ? raw + 1 : raw,
          sizeof(raw) - 1);
@@ -160,7 +147,7 @@ static int kstr(void *ud, const struct lj_protoimg *pi, uint32_t idx, char *buf,
   const struct proto *p =
       (const struct proto *)((const char *)pi - offsetof(struct proto, pi));
   const struct lj_layout *lay = s->lay;
-  uint64_t k = field_u64(p->img, lay->pt_k), ref;
+  uint64_t k = lj_get_u64(p->img, lay->pt_k), ref;
   const unsigned char *kp = img_ptr(p, k - 8 * ((uint64_t)idx + 1));
   if (!kp) return 0;
   memcpy(&ref, kp, 8);
@@ -337,7 +324,7 @@ static void symbolize_func(struct lj_symbolizer *s, const struct lj_vm *vm,
   }
   ffid = hdr[lay->fn_ffid];
   if (ffid == 0) { /* Lua function */
-    uint64_t pc = field_u64(hdr, lay->fn_pc);
+    uint64_t pc = lj_get_u64(hdr, lay->fn_pc);
     const struct proto *p = get_proto(s, lay, pc - lay->pt_size);
     int line;
     if (!p) {
@@ -364,8 +351,8 @@ static void symbolize_func(struct lj_symbolizer *s, const struct lj_vm *vm,
       const struct proto *cp;
       if (!proc_read(s->pid, rf->callfn, chdr, sizeof(chdr)) &&
           chdr[lay->fn_ffid] == 0 &&
-          (cp =
-               get_proto(s, lay, field_u64(chdr, lay->fn_pc) - lay->pt_size))) {
+          (cp = get_proto(s, lay,
+                          lj_get_u64(chdr, lay->fn_pc) - lay->pt_size))) {
         uint64_t bc0 = cp->addr + lay->pt_size;
         int64_t pos = ((int64_t)(rf->callpc - bc0)) / 4 - 1;
         if (rf->callpc >= bc0 && pos >= 0 && pos < cp->pi.sizebc)
@@ -390,7 +377,7 @@ static void symbolize_func(struct lj_symbolizer *s, const struct lj_vm *vm,
   }
   /* A lua_CFunction: its ELF symbol, else the name Lua code knows it by,
    * else object+offset. */
-  uint64_t cf = field_u64(hdr, lay->fn_cf);
+  uint64_t cf = lj_get_u64(hdr, lay->fn_cf);
   char sym[LJ_NAME_MAX];
   out->kind = LJ_KIND_C;
   if (s->have_syms) {
