@@ -29,7 +29,9 @@ log() { printf 'deps: %s\n' "$*"; }
 packages=(
   build-essential clang llvm libbpf-dev bpftool libelf-dev libdw-dev zlib1g-dev liblzma-dev
   pkg-config luajit2 libluajit2-5.1-dev nginx libnginx-mod-http-lua trafficserver
-  wrk jq procps psmisc curl
+  wrk jq procps psmisc curl time
+  # independent counts to check luaspy syscalls against (tests/test_syscalls.sh)
+  bpftrace
   # pprof output (protobuf-c); go tool pprof reads it in tests/test_formats.sh
   libprotobuf-c-dev protobuf-c-compiler golang-go
 )
