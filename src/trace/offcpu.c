@@ -289,12 +289,8 @@ int offcpu_run(const struct offcpu_opts *o)
     goto out;
   }
   if (!(skel = load(&oc))) goto out;
-  if (ttarget_push(&oc.s.tt, bpf_map__fd(skel->maps.luaspy_procs),
-                   bpf_map__fd(skel->maps.luaspy_vms))) {
-    die_msg("offcpu: cannot pass the Lua VMs to the kernel: %s",
-            strerror(errno));
-    goto out;
-  }
+  oc.s.procs_fd = bpf_map__fd(skel->maps.luaspy_procs);
+  oc.s.vms_fd = bpf_map__fd(skel->maps.luaspy_vms);
   oc.s.events_fd = bpf_map__fd(skel->maps.luaspy_events);
   oc.s.counts_fd = bpf_map__fd(skel->maps.luaspy_counts);
   oc.s.duration = o->duration;

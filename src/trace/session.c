@@ -59,6 +59,12 @@ int tsession_run(struct tsession *s, const char *cmd)
   struct ring_buffer *rb = ring_buffer__new(s->events_fd, on_ring, s, NULL);
   double start = now_s();
   int rc = 0;
+  if (ttarget_push(&s->tt, s->procs_fd, s->vms_fd)) {
+    die_msg("%s: cannot pass the Lua VMs to the kernel: %s", cmd,
+            strerror(errno));
+    ring_buffer__free(rb);
+    return 1;
+  }
   if (!rb) {
     die_msg("%s: cannot read the ring buffer: %s", cmd, strerror(errno));
     return 1;

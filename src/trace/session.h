@@ -1,8 +1,8 @@
 /*
-** What offcpu and syscalls share around their BPF programs: libbpf's
-** messages, load failures in one line, and the loop that hands events
-** from the ring buffer to the command until the duration ends, Ctrl-C, or
-** the target exits.
+** What offcpu and syscalls share around their BPF programs: handing the
+** target's VMs to the Lua walker, and the loop that hands events from the
+** ring buffer to the command until the duration ends, Ctrl-C, or the
+** target exits.
 */
 #ifndef LUASPY_TSESSION_H
 #define LUASPY_TSESSION_H
@@ -17,6 +17,7 @@ typedef void (*tevent_fn)(const struct ls_event *ev, size_t size, void *arg);
 
 struct tsession {
   struct ttarget tt;
+  int procs_fd, vms_fd;     /* the Lua walker's maps (luawalk.bpf.h) */
   int events_fd, counts_fd; /* ring buffer, enum ls_tcounter counters */
   double duration;          /* seconds; 0: until Ctrl-C or exit */
   volatile int *stop;
@@ -24,7 +25,8 @@ struct tsession {
   void *arg;
 };
 
-/* Runs until done. Returns 0, or 1 after an error line. */
+/* Hands the target's VMs to the programs, then runs until done. Returns
+ * 0, or 1 after an error line. */
 int tsession_run(struct tsession *s, const char *cmd);
 /* Totals of the per-CPU counters. */
 void tsession_counts(const struct tsession *s, uint64_t c[LS_NTCOUNTERS]);

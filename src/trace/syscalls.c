@@ -476,12 +476,8 @@ int syscalls_run(const struct syscalls_opts *o)
     goto out;
   }
   if (!(skel = load(o))) goto out;
-  if (ttarget_push(&sy.s.tt, bpf_map__fd(skel->maps.luaspy_procs),
-                   bpf_map__fd(skel->maps.luaspy_vms))) {
-    die_msg("syscalls: cannot pass the Lua VMs to the kernel: %s",
-            strerror(errno));
-    goto out;
-  }
+  sy.s.procs_fd = bpf_map__fd(skel->maps.luaspy_procs);
+  sy.s.vms_fd = bpf_map__fd(skel->maps.luaspy_vms);
   sy.s.events_fd = bpf_map__fd(skel->maps.luaspy_events);
   sy.s.counts_fd = bpf_map__fd(skel->maps.luaspy_counts);
   sy.s.duration = o->duration;
