@@ -14,6 +14,7 @@
 #include "pprof.h"
 #include "profile.h"
 #include "speedscope.h"
+#include "strmap.h"
 #include "svg.h"
 #include "utf8.h"
 
@@ -55,15 +56,6 @@ struct profile {
 static void oom(void)
 {
   fputs("luaspy: out of memory\n", stderr);
-}
-
-/* FNV-1a: simple, and good enough for short strings. */
-static uint64_t hash_str(const char *s, size_t len)
-{
-  uint64_t h = 0xcbf29ce484222325ULL;
-  for (size_t i = 0; i < len; i++)
-    h = (h ^ (unsigned char)s[i]) * 0x100000001b3ULL;
-  return h;
 }
 
 /* splitmix64's finaliser spreads (parent, frame) over the table. */
@@ -217,7 +209,7 @@ static int intern(struct profile *p, const char *s, uint32_t *id)
     len = keep + strlen(ELLIPSIS);
     s = cut;
   }
-  h = hash_str(s, len);
+  h = str_hash(s, len);
   if (p->frame_tab) {
     for (i = (uint32_t)h & p->frame_mask; p->frame_tab[i];
          i = (i + 1) & p->frame_mask) {

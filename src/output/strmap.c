@@ -27,7 +27,7 @@ static void oom(void)
   fputs("luaspy: out of memory\n", stderr);
 }
 
-static uint64_t hash(const char *s, size_t len)
+uint64_t str_hash(const char *s, size_t len)
 {
   uint64_t h = 0xcbf29ce484222325ULL;
   for (size_t i = 0; i < len; i++)
@@ -72,7 +72,7 @@ static uint32_t probe(const struct strmap *m, const char *s, size_t len,
 
 int strmap_find(const struct strmap *m, const char *s, size_t len, uint32_t *id)
 {
-  uint32_t i = probe(m, s, len, hash(s, len));
+  uint32_t i = probe(m, s, len, str_hash(s, len));
 
   if (!m->slot[i]) return -1;
   *id = m->slot[i] - 1;
@@ -101,7 +101,7 @@ static int grow_slots(struct strmap *m)
 
 int strmap_id(struct strmap *m, const char *s, size_t len, uint32_t *id)
 {
-  uint64_t h = hash(s, len);
+  uint64_t h = str_hash(s, len);
   uint32_t i = probe(m, s, len, h);
   struct key *k;
 

@@ -24,6 +24,9 @@ int strmap_id(struct strmap *m, const char *s, size_t len, uint32_t *id);
 int strmap_find(const struct strmap *m, const char *s, size_t len,
                 uint32_t *id);
 
+/* FNV-1a of len bytes: the string hash of every luaspy table. */
+uint64_t str_hash(const char *s, size_t len);
+
 uint32_t strmap_count(const struct strmap *m);
 const char *strmap_key(const struct strmap *m, uint32_t id); /* ends in NUL */
 

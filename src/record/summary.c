@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "../luajit/luajit.h"
+#include "../output/strmap.h"
 #include "summary.h"
 
 struct fstat {
@@ -27,20 +28,13 @@ double stats_unwound(const struct rec_stats *st)
   return st->received ? (double)(st->complete + st->idle) / st->received : 0;
 }
 
-static uint64_t hash_str(const char *s)
-{
-  uint64_t h = 0xcbf29ce484222325ull;
-  for (; *s; s++) h = (h ^ (unsigned char)*s) * 0x100000001b3ull;
-  return h;
-}
-
 static int grow(struct ftable *t)
 {
   struct ftable nt = {.cap = t->cap ? 2 * t->cap : 1024, .stackno = t->stackno};
   if (!(nt.v = calloc(nt.cap, sizeof(*nt.v)))) return -1;
   for (size_t i = 0; i < t->cap; i++) {
     if (!t->v[i].name) continue;
-    size_t j = hash_str(t->v[i].name) & (nt.cap - 1);
+    size_t j = str_hash(t->v[i].name, strlen(t->v[i].name)) & (nt.cap - 1);
     while (nt.v[j].name) j = (j + 1) & (nt.cap - 1);
     nt.v[j] = t->v[i];
   }
@@ -54,7 +48,7 @@ static struct fstat *lookup(struct ftable *t, const char *name)
 {
   size_t j;
   if (2 * (t->n + 1) > t->cap && grow(t)) return NULL;
-  j = hash_str(name) & (t->cap - 1);
+  j = str_hash(name, strlen(name)) & (t->cap - 1);
   while (t->v[j].name) {
     if (!strcmp(t->v[j].name, name)) return &t->v[j];
     j = (j + 1) & (t->cap - 1);
