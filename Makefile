@@ -21,7 +21,7 @@ PROTO_H := $(PROTO_C:.c=.h)
 OBJS += build/obj/proto/profile.pb-c.o
 ASAN_OBJS += build/asan/obj/proto/profile.pb-c.o
 override CFLAGS += -Ibuild/proto
-LDLIBS += -lprotobuf-c
+LDLIBS += -lprotobuf-c -lcurl
 
 SAN := -fsanitize=address,undefined -fno-omit-frame-pointer
 

@@ -34,6 +34,8 @@ packages=(
   bpftrace
   # pprof output (protobuf-c); go tool pprof reads it in tests/test_formats.sh
   libprotobuf-c-dev protobuf-c-compiler golang-go
+  # record --push uploads over HTTP(S) (libcurl); `top` is driven in tmux
+  libcurl4-openssl-dev tmux
 )
 
 installed() { # PKG: true if PKG is installed
