@@ -9,6 +9,8 @@ int cmd_dump(int argc, char **argv);
 int cmd_report(int argc, char **argv);
 int cmd_record(int argc, char **argv);
 int cmd_heap(int argc, char **argv);
+int cmd_alloc(int argc, char **argv);
+int cmd_leaks(int argc, char **argv);
 int cmd_jit(int argc, char **argv);
 int cmd_diff(int argc, char **argv);
 int cmd_offcpu(int argc, char **argv);

@@ -23,4 +23,7 @@ int parse_pids(const char *s, pid_t *pids, int max);
  * without, any signal kills (after detaching). */
 void install_signal_guard(volatile int *flag);
 
+/* Seconds on CLOCK_MONOTONIC: for durations and deadlines. */
+double mono_now(void);
+
 #endif

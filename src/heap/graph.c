@@ -188,23 +188,25 @@ static void reach_tv(struct walk *w, uint32_t parent, uint64_t tv, int edge,
   if (gct) reach(w, parent, tv & LJ_GC64_PTRMASK, gct, edge, key);
 }
 
-/* Calls fn on n slots of stride bytes at addr, read in chunks (or on the
- * copy at pre). Stops early where the memory went away. */
+/* Calls fn on the slots [done, n) of stride bytes at addr, read in
+ * chunks (or on the copy at pre). Stops early where the memory went away.
+ * Returns the slots done. */
 typedef void (*slot_fn)(struct walk *w, uint32_t idx, uint64_t i,
                         const uint64_t *slot);
-static void each_slot(struct walk *w, uint32_t idx, uint64_t addr, uint64_t n,
-                      uint32_t stride, slot_fn fn, const unsigned char *pre)
+static uint64_t each_slot(struct walk *w, uint32_t idx, uint64_t addr,
+                          uint64_t done, uint64_t n, uint32_t stride,
+                          slot_fn fn, const unsigned char *pre)
 {
-  uint64_t per = CHUNK / stride, done = 0;
+  uint64_t per = CHUNK / stride;
   uint64_t *buf;
   if (pre) { /* gathered with the batch already */
-    for (uint64_t i = 0; i < n; i++)
+    for (uint64_t i = done; i < n; i++)
       fn(w, idx, i, (const uint64_t *)(pre + i * stride));
-    return;
+    return n;
   }
   if (!(buf = malloc((size_t)per * stride))) {
     w->oom = 1;
-    return;
+    return done;
   }
   while (done < n && !w->oom) {
     uint64_t k = n - done < per ? n - done : per;
@@ -216,6 +218,7 @@ static void each_slot(struct walk *w, uint32_t idx, uint64_t addr, uint64_t n,
     done += k;
   }
   free(buf);
+  return done;
 }
 
 #define TV_NIL (~0ull)
@@ -265,15 +268,42 @@ static void table_parts(struct walk *w, const struct heap_hdr *h,
   tp->nn = hmask ? cap_entries(w, (uint64_t)hmask + 1) : 0;
 }
 
+/* A table that grows while it is read moves its parts (the old ones may
+ * be unmapped at once): read its header again and go on in the new ones,
+ * a few times. Array slots keep their index; hash nodes are rehashed, so
+ * their walk starts over (what was reached stays reached). */
+#define TABLE_RETRIES 3
+
 static void walk_table(struct walk *w, uint32_t idx, const struct heap_hdr *h,
                        const struct tparts *tp)
 {
   const struct lj_layout *lay = w->c->lay;
-  uint64_t mt = heap_field64(h, lay->tab_metatable);
+  uint64_t mt = heap_field64(h, lay->tab_metatable), da = 0, dn = 0;
+  struct tparts cur = *tp;
+  struct heap_hdr now;
   if (mt) reach(w, idx, mt, LJ_GCT_TAB, HEAP_EDGE_META, 0);
-  if (tp->na) each_slot(w, idx, tp->array, tp->na, 8, array_slot, tp->abuf);
-  if (tp->nn)
-    each_slot(w, idx, tp->node, tp->nn, lay->node_size, node_slot, tp->nbuf);
+  for (int k = 0; k <= TABLE_RETRIES && !w->oom; k++) {
+    if (k) {
+      if (heap_read_obj(w->c, w->s->objs[idx].addr, LJ_GCT_TAB, &now)) return;
+      table_parts(w, &now, &cur);
+      if (cur.na < da) da = cur.na;
+      dn = 0;
+    }
+    if (cur.na)
+      da = each_slot(w, idx, cur.array, da, cur.na, 8, array_slot, cur.abuf);
+    if (cur.nn)
+      dn = each_slot(w, idx, cur.node, dn, cur.nn, lay->node_size, node_slot,
+                     cur.nbuf);
+    if (da >= cur.na && dn >= cur.nn) return;
+  }
+}
+
+/* Notes where a reachable table's parts are: blocks of their own. */
+static void add_parts(struct walk *w, uint32_t idx, const struct tparts *tp)
+{
+  if ((tp->na && addrmap_add(w->s->parts, tp->array, idx) < 0) ||
+      (tp->nn && addrmap_add(w->s->parts, tp->node, idx) < 0))
+    w->oom = 1;
 }
 
 static void walk_func(struct walk *w, uint32_t idx, const struct heap_hdr *h)
@@ -338,7 +368,7 @@ static void walk_thread(struct walk *w, uint32_t idx, const struct heap_hdr *h)
   if (top > stack + 16 && top <= stack + 8ull * ss) {
     uint64_t n = (top - stack) / 8 - 2;
     w->s->objs[idx].entries = (uint32_t)n;
-    each_slot(w, idx, stack + 16, cap_entries(w, n), 8, stack_slot, NULL);
+    each_slot(w, idx, stack + 16, 0, cap_entries(w, n), 8, stack_slot, NULL);
   }
 }
 
@@ -462,6 +492,7 @@ static void walk_batch(struct walk *w, size_t i, size_t k)
       if (pn[j] >= 0 && w->parts.ok[pn[j]])
         tp[j].nbuf = w->parts.buf + w->parts.offs[pn[j]];
       walk_table(w, idx, &h, &tp[j]);
+      if (s->parts) add_parts(w, idx, &tp[j]);
       break;
     case HEAP_FUNC: walk_func(w, idx, &h); break;
     case HEAP_PROTO: walk_proto(w, idx, &h); break;

@@ -104,6 +104,9 @@ struct heap_snap {
   struct heap_obj *objs;
   size_t nobjs, capobjs;
   struct addrmap seen; /* address -> index in objs, or HEAP_LEAF */
+  /* If the caller sets it: the array and hash parts of every table
+   * reached -> the table's index (luaspy leaks: blocks alive). */
+  struct addrmap *parts;
 };
 
 #define HEAP_LEAF UINT32_MAX

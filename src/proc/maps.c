@@ -3,6 +3,7 @@
 */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -183,4 +184,17 @@ int proc_check(pid_t pid, char *why, size_t len)
   }
   proc_maps_free(&maps);
   return 0;
+}
+
+int proc_alive(pid_t pid)
+{
+  char path[64], buf[512], *p;
+  FILE *f;
+  if (kill(pid, 0) && errno == ESRCH) return 0;
+  snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+  if (!(f = fopen(path, "r"))) return 0;
+  p = fgets(buf, sizeof(buf), f);
+  fclose(f);
+  return p && (p = strrchr(buf, ')')) && p[1] == ' ' && p[2] != 'Z' &&
+         p[2] != 'X';
 }

@@ -48,6 +48,8 @@ void proc_root_path(pid_t pid, const char *path, char *buf, size_t len);
 /* Checks that pid names a live, non-zombie process we may read. On failure
  * writes a one-line reason into why and returns -1. */
 int proc_check(pid_t pid, char *why, size_t len);
+/* 1 while pid exists and is not a zombie. */
+int proc_alive(pid_t pid);
 
 /* Register snapshot of one thread, taken with ptrace. */
 struct proc_regs {

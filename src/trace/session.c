@@ -3,7 +3,6 @@
 */
 #define _GNU_SOURCE
 #include <errno.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,6 +13,7 @@
 #include <bpf/libbpf.h>
 
 #include "../cmd/common.h"
+#include "../proc/proc.h"
 #include "session.h"
 
 #define POLL_MS 100
@@ -41,19 +41,6 @@ static int on_ring(void *ctx, void *data, size_t size)
   return 0;
 }
 
-static int alive(pid_t pid)
-{
-  char path[64], buf[512], *p;
-  FILE *f;
-  if (kill(pid, 0) && errno == ESRCH) return 0;
-  snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
-  if (!(f = fopen(path, "r"))) return 0;
-  p = fgets(buf, sizeof(buf), f);
-  fclose(f);
-  return p && (p = strrchr(buf, ')')) && p[1] == ' ' && p[2] != 'Z' &&
-         p[2] != 'X';
-}
-
 int tsession_run(struct tsession *s, const char *cmd)
 {
   struct ring_buffer *rb = ring_buffer__new(s->events_fd, on_ring, s, NULL);
@@ -76,7 +63,7 @@ int tsession_run(struct tsession *s, const char *cmd)
       rc = 1;
       break;
     }
-    if (!alive(s->tt.pid)) break;
+    if (!proc_alive(s->tt.pid)) break;
   }
   /* What is still in the ring buffer belongs to the recording. */
   while (ring_buffer__poll(rb, 0) > 0) continue;

@@ -9,6 +9,8 @@
 #include <bpf/bpf.h>
 
 #include "../cmd/common.h"
+#include "../output/json.h"
+#include "../output/strmap.h"
 #include "../record/bpfglue.h"
 #include "stacks.h"
 
@@ -93,9 +95,9 @@ static void native(struct ttarget *tt, struct tframe *f, uint64_t pc)
   from_lj(f, &lf);
 }
 
-/* The Lua frames of ev, root first, at out. Returns how many. */
+/* The Lua frames of s, root first, at out. Returns how many. */
 static size_t lua_frames(struct ttarget *tt, const struct ls_sample *s,
-                         struct tframe *out)
+                         int line_mode, struct tframe *out)
 {
   struct lj_rawframe *raw = tt->raw;
   const struct lj_vm *vm;
@@ -127,9 +129,20 @@ static size_t lua_frames(struct ttarget *tt, const struct ls_sample *s,
     struct lj_frame lf;
     /* The C function on top: the native unwinder has it, and its callers. */
     if (raw[i].kind == LJ_RAW_NATIVE) continue;
-    lj_symbolize(tt->sym, vm, &raw[i], 1, &lf);
+    lj_symbolize(tt->sym, vm, &raw[i], line_mode, &lf);
     from_lj(&out[n++], &lf);
   }
+  return n;
+}
+
+size_t ttarget_lua_stack(struct ttarget *tt, const struct ls_sample *s,
+                         int line_mode)
+{
+  size_t n = lua_frames(tt, s, line_mode, tt->frames);
+  if (!n)
+    marker(&tt->frames[n++], s->status == LS_IDLE    ? "[not running Lua]"
+                             : s->status == LS_NO_VM ? "[no Lua VM identified]"
+                                                     : "[unknown]");
   return n;
 }
 
@@ -167,7 +180,7 @@ size_t ttarget_stack(struct ttarget *tt, const struct ls_event *ev,
       break;
     }
   for (size_t i = np; i-- > splice;) native(tt, &f[n++], pcs[i]);
-  nl = lua_frames(tt, &ev->lua, &f[n]);
+  nl = lua_frames(tt, &ev->lua, 1, &f[n]);
   n += nl;
   for (size_t i = splice < np ? splice : np; i-- > 0;)
     native(tt, &f[n++], pcs[i]);
@@ -191,4 +204,58 @@ size_t ttarget_stack(struct ttarget *tt, const struct ls_event *ev,
   }
   if (!n) marker(&f[n++], "[unknown]");
   return n;
+}
+
+void tframes_json(struct json *j, const struct tframe *frames, size_t n)
+{
+  json_begin_arr(j);
+  for (size_t i = 0; i < n; i++) {
+    const struct tframe *f = &frames[i];
+    json_begin_obj(j);
+    json_key(j, "kind");
+    json_str(j, f->kind);
+    json_key(j, "name");
+    json_str(j, f->name);
+    json_key(j, "chunk");
+    if (f->chunk[0])
+      json_str(j, f->chunk);
+    else
+      json_null(j);
+    json_key(j, "line");
+    if (f->line >= 0)
+      json_int(j, f->line);
+    else
+      json_null(j);
+    json_key(j, "frame");
+    json_str(j, f->str);
+    json_end_obj(j);
+  }
+  json_end_arr(j);
+}
+
+int tframes_intern(struct strmap *keys, const char *prefix,
+                   const struct tframe *frames, size_t n, struct tkeybuf *kb,
+                   uint32_t *id)
+{
+  size_t len = (prefix ? strlen(prefix) : 0) + 1;
+  for (size_t i = 0; i < n; i++) len += strlen(frames[i].str) + 1;
+  if (len > kb->cap) {
+    char *nb = realloc(kb->buf, len);
+    if (!nb) return -1;
+    kb->buf = nb;
+    kb->cap = len;
+  }
+  len = 0;
+  if (prefix) {
+    len = strlen(prefix);
+    memcpy(kb->buf, prefix, len);
+  }
+  for (size_t i = 0; i < n; i++) {
+    size_t l = strlen(frames[i].str);
+    if (i || prefix) kb->buf[len++] = TSTACK_SEP;
+    memcpy(kb->buf + len, frames[i].str, l);
+    len += l;
+  }
+  kb->buf[len] = 0;
+  return strmap_id(keys, kb->buf, len, id);
 }

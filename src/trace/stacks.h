@@ -57,4 +57,31 @@ int ttarget_push(const struct ttarget *tt, int procs_fd, int vms_fd);
 size_t ttarget_stack(struct ttarget *tt, const struct ls_event *ev,
                      int with_kernel);
 
+/* Names only the Lua frames of s into tt->frames, root first; line_mode:
+ * frames show their current line, else where their function starts.
+ * Returns how many (at least one: "[unknown]" when none). */
+size_t ttarget_lua_stack(struct ttarget *tt, const struct ls_sample *s,
+                         int line_mode);
+
+struct strmap;
+/* Joins frame strings in stack keys: no frame string holds this control
+ * character in practice. */
+#define TSTACK_SEP '\x1f'
+/* A key buffer reused by tframes_intern (zeroed to start; free buf). */
+struct tkeybuf {
+  char *buf;
+  size_t cap;
+};
+/* The number of the stack frames[0..n) in keys (its frame strings,
+ * after prefix if not NULL, joined), made if new. Returns 1 if new, 0 if
+ * known, -1 when out of memory. */
+int tframes_intern(struct strmap *keys, const char *prefix,
+                   const struct tframe *frames, size_t n, struct tkeybuf *kb,
+                   uint32_t *id);
+
+struct json;
+/* frames[0..n) as a JSON array of objects {kind, name, chunk, line,
+ * frame}, in the order given (the naming contract of docs/). */
+void tframes_json(struct json *j, const struct tframe *frames, size_t n);
+
 #endif

@@ -60,8 +60,7 @@ struct syscalls {
   struct strmap *keys; /* backtrace keys: nr and frame strings */
   struct bt *bts;
   size_t nbts, capbts;
-  char *key;
-  size_t keycap;
+  struct tkeybuf kb;
   struct spawn spawns[MAX_SPAWNS];
   size_t nspawns;
   uint64_t received;
@@ -85,24 +84,12 @@ static int is_spawn(long nr)
 static long bt_of(struct syscalls *sy, long nr, size_t n)
 {
   const struct tframe *f = sy->s.tt.frames;
-  size_t len = 16;
+  char prefix[24];
   uint32_t id;
   int isnew;
-  for (size_t i = 0; i < n; i++) len += strlen(f[i].str) + 1;
-  if (len > sy->keycap) {
-    char *nk = realloc(sy->key, len);
-    if (!nk) return -1;
-    sy->key = nk;
-    sy->keycap = len;
-  }
-  len = (size_t)snprintf(sy->key, 16, "%ld", nr);
-  for (size_t i = 0; i < n; i++) {
-    size_t l = strlen(f[i].str);
-    sy->key[len++] = '\x1f';
-    memcpy(sy->key + len, f[i].str, l);
-    len += l;
-  }
-  if ((isnew = strmap_id(sy->keys, sy->key, len, &id)) < 0) return -1;
+  snprintf(prefix, sizeof(prefix), "%ld", nr);
+  if ((isnew = tframes_intern(sy->keys, prefix, f, n, &sy->kb, &id)) < 0)
+    return -1;
   if (!isnew) return id;
   if (id >= sy->capbts) {
     size_t cap = sy->capbts ? 2 * sy->capbts : 256;
@@ -208,33 +195,6 @@ static const struct tframe *lua_site(const struct bt *b)
   return NULL;
 }
 
-static void json_frames(struct json *j, const struct bt *b)
-{
-  json_begin_arr(j);
-  for (size_t i = 0; i < b->n; i++) {
-    const struct tframe *f = &b->frames[i];
-    json_begin_obj(j);
-    json_key(j, "kind");
-    json_str(j, f->kind);
-    json_key(j, "name");
-    json_str(j, f->name);
-    json_key(j, "chunk");
-    if (f->chunk[0])
-      json_str(j, f->chunk);
-    else
-      json_null(j);
-    json_key(j, "line");
-    if (f->line >= 0)
-      json_int(j, f->line);
-    else
-      json_null(j);
-    json_key(j, "frame");
-    json_str(j, f->str);
-    json_end_obj(j);
-  }
-  json_end_arr(j);
-}
-
 /* The heaviest backtraces of syscall nr (by count), up to max: indexes. */
 static size_t top_bts(const struct syscalls *sy, long nr, size_t *out,
                       size_t max)
@@ -317,7 +277,7 @@ static void write_json(struct syscalls *sy, const struct ls_scstat *st,
       json_key(j, "total_us");
       json_double(j, b->ns / 1e3);
       json_key(j, "frames");
-      json_frames(j, b);
+      tframes_json(j, b->frames, b->n);
       json_end_obj(j);
     }
     json_end_arr(j);
@@ -349,7 +309,7 @@ static void write_json(struct syscalls *sy, const struct ls_scstat *st,
       json_null(j);
     }
     json_key(j, "frames");
-    json_frames(j, b);
+    tframes_json(j, b->frames, b->n);
     json_end_obj(j);
   }
   json_end_arr(j);
@@ -513,7 +473,7 @@ out:
   for (long nr = 0; nr < LS_MAX_SYSCALLS; nr++) free(sy.sc[nr].lat);
   for (size_t i = 0; i < sy.nbts; i++) free(sy.bts[i].frames);
   free(sy.bts);
-  free(sy.key);
+  free(sy.kb.buf);
   free(sy.names);
   strmap_free(sy.keys);
   profile_free(sy.prof);

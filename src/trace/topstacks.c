@@ -1,6 +1,6 @@
 /*
-** Stacks added up by weight (see topstacks.h). A stack is keyed by its
-** frame strings joined with a separator no frame name holds in practice.
+** Stacks added up by weight (see topstacks.h), keyed by their frame
+** strings (tframes_intern).
 */
 #define _GNU_SOURCE
 #include <stdlib.h>
@@ -9,14 +9,11 @@
 #include "../output/strmap.h"
 #include "topstacks.h"
 
-#define SEP '\x1f'
-
 struct topstacks {
   struct strmap *keys;
   uint64_t *ns, *count;
   size_t cap;
-  char *buf;
-  size_t buflen;
+  struct tkeybuf kb;
 };
 
 struct topstacks *topstacks_new(void)
@@ -35,31 +32,15 @@ void topstacks_free(struct topstacks *t)
   strmap_free(t->keys);
   free(t->ns);
   free(t->count);
-  free(t->buf);
+  free(t->kb.buf);
   free(t);
 }
 
 int topstacks_add(struct topstacks *t, const struct tframe *frames, size_t n,
                   uint64_t ns)
 {
-  size_t len = 0;
   uint32_t id;
-  for (size_t i = 0; i < n; i++) len += strlen(frames[i].str) + 1;
-  if (len + 1 > t->buflen) {
-    char *nb = realloc(t->buf, len + 1);
-    if (!nb) return -1;
-    t->buf = nb;
-    t->buflen = len + 1;
-  }
-  len = 0;
-  for (size_t i = 0; i < n; i++) {
-    size_t l = strlen(frames[i].str);
-    if (i) t->buf[len++] = SEP;
-    memcpy(t->buf + len, frames[i].str, l);
-    len += l;
-  }
-  t->buf[len] = 0;
-  if (strmap_id(t->keys, t->buf, len, &id) < 0) return -1;
+  if (tframes_intern(t->keys, NULL, frames, n, &t->kb, &id) < 0) return -1;
   if (id >= t->cap) {
     size_t cap = t->cap ? 2 * t->cap : 64;
     uint64_t *a = realloc(t->ns, cap * sizeof(*a)), *b;
@@ -93,7 +74,7 @@ void topstacks_print(const struct topstacks *t, FILE *f, int top, int depth)
     const char *key = strmap_key(t->keys, best), *end = key + strlen(key);
     for (int d = 0; d < depth && end > key; d++) {
       const char *b = end;
-      while (b > key && b[-1] != SEP) b--;
+      while (b > key && b[-1] != TSTACK_SEP) b--;
       fprintf(f, "      %.*s\n", (int)(end - b), b);
       end = b > key ? b - 1 : key;
     }

@@ -1,0 +1,51 @@
+/*
+** The allocations leaks sampled, and which of them are still alive: a
+** sampled block is alive at the end when the heap walk from the roots
+** reaches it, as an object or as the array or hash part of a table.
+** Garbage not yet collected is therefore not alive, and nothing had to
+** trap on free.
+*/
+#ifndef LUASPY_LEAKS_H
+#define LUASPY_LEAKS_H
+
+#include <stdint.h>
+#include <stdio.h>
+
+#include "../trace/stacks.h"
+
+struct leakset;
+
+/* What the report says about the sampling (alloc_run knows it). */
+struct leakrun {
+  pid_t pid;
+  double seconds, probed_s; /* the run, and the probes attached */
+  unsigned windows;
+  uint64_t calls, lost, nocall;
+  uint64_t gc_before, gc_after; /* g->gc.total of all VMs */
+  uint64_t skipped;             /* heap objects that failed validation */
+  const char *incomplete;       /* why a heap walk stopped early */
+  int top;
+};
+
+struct leakset *leaks_new(void);
+void leaks_free(struct leakset *ls);
+
+/* A sampled allocation of bytes at block, by VM vm (index in the
+ * target), at ts (ns), made by the stack frames[0..n) (root first).
+ * Returns 0, or -1 when out of memory. */
+int leaks_add(struct leakset *ls, int vm, uint64_t block, uint64_t bytes,
+              uint64_t ts, const struct tframe *frames, size_t n);
+
+/* Walks the heaps of tt's VMs and marks the samples still alive; r gets
+ * what the walks skipped. Returns 0, or -1 after a message. */
+int leaks_judge(struct leakset *ls, struct ttarget *tt, uint64_t now_ns,
+                struct leakrun *r);
+
+void leaks_report_text(const struct leakset *ls, const struct leakrun *r,
+                       FILE *f);
+int leaks_report_json(const struct leakset *ls, const struct leakrun *r,
+                      FILE *f);
+/* The alive samples' bytes by stack, to path in format (profile.h). */
+int leaks_flame(const struct leakset *ls, const char *path, const char *format);
+
+#endif
