@@ -102,10 +102,15 @@ static double now_s(void)
 static void stats_sub(struct rec_stats *d, const struct rec_stats *a,
                       const struct rec_stats *b)
 {
-  const uint64_t *x = (const uint64_t *)a, *y = (const uint64_t *)b;
-  uint64_t *z = (uint64_t *)d;
-  _Static_assert(sizeof(*d) % sizeof(uint64_t) == 0, "rec_stats holds counts");
-  for (size_t i = 0; i < sizeof(*d) / sizeof(uint64_t); i++) z[i] = x[i] - y[i];
+  d->received = a->received - b->received;
+  d->lost = a->lost - b->lost;
+  d->complete = a->complete - b->complete;
+  for (int i = 0; i <= LS_PARTIAL_LOOP; i++)
+    d->partial[i] = a->partial[i] - b->partial[i];
+  d->no_vm = a->no_vm - b->no_vm;
+  d->idle = a->idle - b->idle;
+  d->no_frames = a->no_frames - b->no_frames;
+  for (int i = 0; i < REC_VM_N; i++) d->vm[i] = a->vm[i] - b->vm[i];
 }
 
 /* Stacks, as the session names them. */
