@@ -173,7 +173,7 @@ static void draw(struct top *tp, double t)
   size_t len = 0;
   FILE *f = open_memstream(&buf, &len);
   if (!f) return;
-  if (show(tp, f, tp->cumulative, t)) tp->failed = 1;
+  if (show(tp, f, tp->cumulative, t)) tp->failed = *tp->o->rec.stop = 1;
   if (!fclose(f) && !tp->failed) {
     for (size_t off = 0; off < len;) {
       ssize_t k = write(STDOUT_FILENO, buf + off, len - off);
@@ -187,7 +187,7 @@ static void draw(struct top *tp, double t)
 
 static void batch_table(struct top *tp, int cumulative, double t)
 {
-  if (show(tp, stdout, cumulative, t)) tp->failed = 1;
+  if (show(tp, stdout, cumulative, t)) tp->failed = *tp->o->rec.stop = 1;
   putchar('\n');
   fflush(stdout);
 }

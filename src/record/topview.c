@@ -146,7 +146,8 @@ int top_view_write(FILE *f, const struct top_view *v)
   if (!n && v->rows > 0)
     put_line(f, v,
              v->cumulative ? "  (no samples yet)"
-                           : "  (no samples in the last interval)");
+             : v->secs > 0 ? "  (no samples in the last interval)"
+                           : "  (the first interval is not over)");
   free(fs);
   if (v->cols) {
     /* The rest of the screen blank, help on the last line. */
