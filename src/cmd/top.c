@@ -36,8 +36,7 @@ struct top_opts {
 struct top {
   const struct top_opts *o;
   char targets[128];
-  int tty;     /* drawing in a terminal (else batch tables) */
-  int entered; /* the terminal is ours */
+  int tty; /* drawing in a terminal (else plain tables) */
   int cumulative;
   enum top_sort sort;
   int done;   /* the duration is over */
@@ -166,7 +165,7 @@ static int show(struct top *tp, FILE *f, int cumulative, double t)
   return top_view_write(f, &v);
 }
 
-/* A picture, written at once: a terminal never shows half of one. */
+/* A picture, made in memory and written at once: no flicker. */
 static void draw(struct top *tp, double t)
 {
   char *buf = NULL;
@@ -223,7 +222,6 @@ static void on_tick(const struct rec_stats *st, void *arg)
         *o->rec.stop = 1;
         return;
       }
-      tp->entered = 1;
       redraw = 1;
     }
   }
