@@ -145,7 +145,7 @@ int top_view_write(FILE *f, const struct top_view *v)
   }
   if (!n && v->rows > 0)
     put_line(f, v,
-             v->cumulative ? "  (no samples yet)"
+             v->cumulative ? "  (no samples)"
              : v->secs > 0 ? "  (no samples in the last interval)"
                            : "  (the first interval is not over)");
   free(fs);
