@@ -159,7 +159,7 @@ static int show(struct top *tp, FILE *f, int cumulative, double t)
   snprintf(help, sizeof(help), HELP_KEYS,
            cumulative ? "last interval" : "since start");
   if (tp->tty && !term_size(&v.height, &v.cols)) {
-    int fit = v.height - TOP_VIEW_CHROME;
+    int fit = v.height > TOP_VIEW_CHROME ? v.height - TOP_VIEW_CHROME : 0;
     v.rows = o->rows && o->rows < fit ? o->rows : fit;
   }
   return top_view_write(f, &v);

@@ -128,6 +128,13 @@ int top_view_write(FILE *f, const struct top_view *v)
     return -1;
   }
   qsort(fs, n, sizeof(*fs), orders[v->sort]);
+  if (v->cols && v->height <= TOP_VIEW_CHROME) {
+    /* Drawing more lines than it has would scroll the screen. */
+    fputs("\033[H\033[J", f);
+    put_text(f, "luaspy top: the terminal is too small", width);
+    free(fs);
+    return 0;
+  }
   if (v->cols) fputs("\033[H", f);
   header(f, v);
   if (v->cols) end_line(f, v);
