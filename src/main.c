@@ -14,6 +14,7 @@ static const struct {
 } commands[] = {
     {"dump", cmd_dump, "print the current Lua stack of every VM in a process"},
     {"record", cmd_record, "sample Lua stacks with eBPF into a flame graph"},
+    {"top", cmd_top, "live view of the Lua functions taking the most CPU"},
     {"heap", cmd_heap,
      "snapshot the Lua heap: sizes by type, largest tables, growth"},
     {"alloc", cmd_alloc, "flame graph of GC memory allocated, by Lua stack"},

@@ -15,5 +15,6 @@ int cmd_jit(int argc, char **argv);
 int cmd_diff(int argc, char **argv);
 int cmd_offcpu(int argc, char **argv);
 int cmd_syscalls(int argc, char **argv);
+int cmd_top(int argc, char **argv);
 
 #endif

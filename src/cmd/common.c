@@ -52,7 +52,27 @@ int parse_pids(const char *s, pid_t *pids, int max)
   return n ? n : -1;
 }
 
+int parse_duration(const char *s, double *v)
+{
+  char *end;
+  errno = 0;
+  *v = strtod(s, &end);
+  return errno || end == s || *end || !(*v > 0) || *v > 1e7 ? -1 : 0;
+}
+
+int parse_hz(const char *s, int *hz, int max)
+{
+  char *end;
+  long v;
+  errno = 0;
+  v = strtol(s, &end, 10);
+  if (errno || end == s || *end || v < 1 || v > max) return -1;
+  *hz = (int)v;
+  return 0;
+}
+
 static volatile int *stop_flag;
+static void (*cleanup)(void);
 static struct timespec first_signal;
 
 /* Seconds since the first stop signal (clock_gettime is async-signal-safe). */
@@ -77,6 +97,7 @@ static void on_signal(int sig)
    * its process group) must not cost the output; a signal that comes
    * later means "stop now". */
   if (stop_flag && since_first() < 2.0) return;
+  if (cleanup) cleanup();
   signal(sig, SIG_DFL);
   raise(sig);
 }
@@ -91,6 +112,11 @@ void install_signal_guard(volatile int *flag)
   sigaction(SIGINT, &sa, NULL);
   sigaction(SIGTERM, &sa, NULL);
   sigaction(SIGHUP, &sa, NULL);
+}
+
+void signal_guard_cleanup(void (*fn)(void))
+{
+  cleanup = fn;
 }
 
 double mono_now(void)

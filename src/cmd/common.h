@@ -17,6 +17,13 @@ int usage_error(const char *cmd, const char *fmt, ...)
 /* Parses "123" or "12,34"; returns the count or -1. */
 int parse_pids(const char *s, pid_t *pids, int max);
 
+/* A positive number of seconds, as "30" or "2.5" (at most 1e7).
+ * Returns 0 or -1. */
+int parse_duration(const char *s, double *v);
+
+/* A sampling rate: 1 to max Hz. Returns 0 or -1. */
+int parse_hz(const char *s, int *hz, int max);
+
 /* Installs SIGINT/SIGTERM/SIGHUP handlers that detach from any stopped
  * thread. With a flag, the first signal sets *flag (the command stops and
  * writes what it has), a repeat within 2 s is ignored, a later one kills;
@@ -25,5 +32,8 @@ void install_signal_guard(volatile int *flag);
 
 /* Seconds on CLOCK_MONOTONIC: for durations and deadlines. */
 double mono_now(void);
+/* fn (async-signal-safe) runs before a signal the guard handles kills
+ * the process: `luaspy top` restores the terminal there. */
+void signal_guard_cleanup(void (*fn)(void));
 
 #endif

@@ -53,26 +53,6 @@ static void usage(FILE *f)
           "nginx.svg\n");
 }
 
-/* A positive number of seconds, as "30" or "2.5". */
-static int parse_seconds(const char *s, double *v)
-{
-  char *end;
-  errno = 0;
-  *v = strtod(s, &end);
-  return errno || end == s || *end || !(*v > 0) || *v > 1e7 ? -1 : 0;
-}
-
-static int parse_hz(const char *s, int *hz)
-{
-  char *end;
-  long v;
-  errno = 0;
-  v = strtol(s, &end, 10);
-  if (errno || end == s || *end || v < 1 || v > HZ_MAX) return -1;
-  *hz = (int)v;
-  return 0;
-}
-
 /* The output must be writable before anything is recorded. */
 static int check_output(const char *path)
 {
@@ -115,13 +95,13 @@ int cmd_record(int argc, char **argv)
       break;
     case 'c': o.children = 1; break;
     case 'F':
-      if (parse_hz(optarg, &o.hz)) {
+      if (parse_hz(optarg, &o.hz, HZ_MAX)) {
         die_msg("record: invalid frequency '%s' (1 to %d Hz)", optarg, HZ_MAX);
         return 2;
       }
       break;
     case 'd':
-      if (parse_seconds(optarg, &o.duration)) {
+      if (parse_duration(optarg, &o.duration)) {
         die_msg("record: invalid duration '%s' (seconds, > 0)", optarg);
         return 2;
       }

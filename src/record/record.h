@@ -7,6 +7,10 @@
 
 #include <sys/types.h>
 
+#include "../output/profile.h"
+
+struct rec_stats;
+
 struct record_opts {
   const pid_t *pids; /* the processes to profile */
   int npids;
@@ -18,6 +22,12 @@ struct record_opts {
   const char *output;
   const char *format; /* NULL: by output's extension */
   volatile int *stop; /* set by the signal handler */
+  /* luaspy top: stacks go to on_stack instead of a profile, nothing is
+   * written at the end, and on_tick runs after every wait for samples
+   * (at least every 100 ms) with the counts so far. */
+  profile_stack_fn on_stack;
+  void (*on_tick)(const struct rec_stats *st, void *arg);
+  void *arg;
 };
 
 /* Profiles until done and writes the output. Returns the exit status. */

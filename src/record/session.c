@@ -143,7 +143,10 @@ static void fill_callers(struct lj_rawframe *raw, size_t n)
 
 static void add_stack(struct session *ss, size_t n)
 {
-  if (profile_add(ss->prof, ss->stack, n, 1)) *ss->o->stop = 1;
+  const struct record_opts *o = ss->o;
+  if (o->on_stack ? o->on_stack(ss->stack, n, 1, o->arg)
+                  : profile_add(ss->prof, ss->stack, n, 1))
+    *o->stop = 1;
 }
 
 static void on_sample(const struct ls_sample *smp, void *arg)
@@ -165,6 +168,7 @@ static void on_sample(const struct ls_sample *smp, void *arg)
     return;
   }
   vm = vm_of(t, smp->dispatch);
+  if (smp->status != LS_IDLE) ss->st.vm[stats_vmclass(smp->vmstate)]++;
   for (size_t i = 0; i < nf; i++) {
     const struct ls_frame *f = &smp->frames[i];
     ss->raw[i] = (struct lj_rawframe){.kind = f->kind,
@@ -194,20 +198,25 @@ static void on_sample(const struct ls_sample *smp, void *arg)
   add_stack(ss, n);
 }
 
-static void progress(struct session *ss, double elapsed, int done)
+static void count_lost(struct session *ss)
 {
   uint64_t c[LS_NCOUNTERS];
+  sampler_counts(ss->ts.smp, c);
+  ss->st.lost = c[LS_CNT_LOST];
+}
+
+static void progress(struct session *ss, double elapsed, int done)
+{
   if (!ss->progress) return;
   if (done) {
     fputs("\r\033[K", stderr);
     return;
   }
-  sampler_counts(ss->ts.smp, c);
   fprintf(stderr,
           "\r\033[Kluaspy: %llu samples, %.0f/s, lost %llu, unwound %.1f%%",
           (unsigned long long)ss->st.received,
           elapsed > 0 ? ss->st.received / elapsed : 0.0,
-          (unsigned long long)c[LS_CNT_LOST], 100 * stats_unwound(&ss->st));
+          (unsigned long long)ss->st.lost, 100 * stats_unwound(&ss->st));
   fflush(stderr);
 }
 
@@ -253,9 +262,11 @@ static void record_loop(struct session *ss)
       next_flush = t + FCACHE_FLUSH_EVERY;
     }
     if (t >= next_progress) {
+      count_lost(ss);
       progress(ss, t - start, 0);
       next_progress = t + PROGRESS_EVERY;
     }
+    if (o->on_tick) o->on_tick(&ss->st, o->arg);
   }
   /* What is still in the ring buffer belongs to the recording. */
   while (sampler_poll(ss->ts.smp, 0, on_sample, ss) > 0) continue;
@@ -326,7 +337,6 @@ static pid_t start_command(char *const *argv)
 int record_run(const struct record_opts *o)
 {
   struct session ss;
-  uint64_t counts[LS_NCOUNTERS];
   char why[512];
   struct sampler *smp = NULL;
   size_t nprocs;
@@ -335,7 +345,7 @@ int record_run(const struct record_opts *o)
   memset(&ss, 0, sizeof(ss));
   ss.o = o;
   ss.ts.children = o->children;
-  ss.progress = isatty(STDERR_FILENO);
+  ss.progress = !o->on_stack && isatty(STDERR_FILENO);
   for (int i = 0; i <= LS_PARTIAL_LOOP; i++)
     snprintf(ss.markers[i], sizeof(ss.markers[i]), "[partial: %s]",
              lj_partial_name((enum lj_partial)i));
@@ -371,8 +381,11 @@ int record_run(const struct record_opts *o)
     die_msg("record: '%s' ran no LuaJIT VM that luaspy could find", o->argv[0]);
     goto out;
   }
-  sampler_counts(smp, counts);
-  ss.st.lost = counts[LS_CNT_LOST];
+  count_lost(&ss);
+  if (o->on_stack) {
+    rc = 0;
+    goto out;
+  }
   rc = write_output(&ss) ? 1 : 0;
   summary_print(stderr, ss.prof, &ss.st, 10);
   if (!rc && strcmp(o->output, "-"))
