@@ -17,6 +17,7 @@ struct record_opts {
   int line_mode;     /* frames show the current line, not the definition's */
   const char *output;
   const char *format; /* NULL: by output's extension */
+  int timeline;       /* --timeline: output is a timeline, not a profile */
   volatile int *stop; /* set by the signal handler */
 };
 

@@ -17,6 +17,7 @@
 
 #include "../cmd/common.h"
 #include "record.h"
+#include "stream.h"
 #include "summary.h"
 #include "targets.h"
 
@@ -39,6 +40,7 @@ struct session {
   const struct record_opts *o;
   struct rtargets ts;
   struct profile *prof;
+  struct rstream *stream; /* the raw file or timeline; NULL if neither */
   struct rec_stats st;
   struct fentry *fcache;
   size_t fcache_used;
@@ -141,9 +143,13 @@ static void fill_callers(struct lj_rawframe *raw, size_t n)
     }
 }
 
-static void add_stack(struct session *ss, size_t n)
+static void add_stack(struct session *ss, const struct ls_sample *smp,
+                      const struct rtarget *t, const struct lj_vm *vm,
+                      size_t n)
 {
-  if (profile_add(ss->prof, ss->stack, n, 1)) *ss->o->stop = 1;
+  if (profile_add(ss->prof, ss->stack, n, 1) ||
+      (ss->stream && rstream_sample(ss->stream, smp, t, vm, ss->stack, n)))
+    *ss->o->stop = 1;
 }
 
 static void on_sample(const struct ls_sample *smp, void *arg)
@@ -161,7 +167,7 @@ static void on_sample(const struct ls_sample *smp, void *arg)
     t->novm++;
     ss->st.no_vm++;
     ss->stack[0] = "[no Lua VM identified]";
-    add_stack(ss, 1);
+    add_stack(ss, smp, t, NULL, 1);
     return;
   }
   vm = vm_of(t, smp->dispatch);
@@ -191,7 +197,7 @@ static void on_sample(const struct ls_sample *smp, void *arg)
     ss->stack[n++] = frame_name(ss, t, vm, &ss->raw[i]);
   /* Time in a system call, on top of the C function that made it. */
   if (smp->flags & LS_F_KERNEL) ss->stack[n++] = "[kernel]";
-  add_stack(ss, n);
+  add_stack(ss, smp, t, vm, n);
 }
 
 static void progress(struct session *ss, double elapsed, int done)
@@ -275,7 +281,7 @@ static void stop_command(pid_t pid)
   waitpid(pid, &status, 0);
 }
 
-static int write_output(struct session *ss)
+static int write_output(struct session *ss, uint64_t kernel_samples)
 {
   const struct record_opts *o = ss->o;
   struct render_opts ro = {.title = "luaspy record", .sample_hz = o->hz};
@@ -286,6 +292,8 @@ static int write_output(struct session *ss)
            nprocs == 1 ? "" : "es", nvms, nvms == 1 ? "" : "s",
            o->line_mode ? ", current lines" : "");
   ro.subtitle = sub;
+  if (ss->stream)
+    return rstream_finish(ss->stream, &ss->st, kernel_samples, &ro);
   return profile_write(ss->prof, o->output, o->format, &ro);
 }
 
@@ -331,7 +339,7 @@ int record_run(const struct record_opts *o)
   struct sampler *smp = NULL;
   size_t nprocs;
   pid_t command = 0;
-  int rc = 1;
+  int rc = 1, none;
   memset(&ss, 0, sizeof(ss));
   ss.o = o;
   ss.ts.children = o->children;
@@ -350,6 +358,7 @@ int record_run(const struct record_opts *o)
   for (int i = 0; i < o->npids; i++)
     if (targets_add(&ss.ts, o->pids[i])) goto nomem;
   if (o->npids && first_discovery(&ss)) goto out;
+  if (!(ss.stream = rstream_open(o, &none)) && !none) goto out;
   if (!(smp = sampler_open(o->hz, why, sizeof(why)))) {
     die_msg("%s", why);
     goto out;
@@ -373,7 +382,7 @@ int record_run(const struct record_opts *o)
   }
   sampler_counts(smp, counts);
   ss.st.lost = counts[LS_CNT_LOST];
-  rc = write_output(&ss) ? 1 : 0;
+  rc = write_output(&ss, counts[LS_CNT_SAMPLES]) ? 1 : 0;
   summary_print(stderr, ss.prof, &ss.st, 10);
   if (!rc && strcmp(o->output, "-"))
     fprintf(stderr, "luaspy: wrote %s\n", o->output);
@@ -384,6 +393,7 @@ out:
   if (command > 0) stop_command(command);
   targets_free(&ss.ts);
   sampler_close(smp);
+  rstream_free(ss.stream);
   if (ss.fcache) fcache_flush(&ss);
   free(ss.fcache);
   free(ss.stack);
