@@ -1,7 +1,10 @@
 /*
 ** Timeline writer. Weights are kept by (fine bucket, function) in a hash
 ** table; drawing merges fine buckets into at most BARS bars and the
-** functions into the top TIMELINE_TOP and "other".
+** functions into the top TIMELINE_TOP and "other". Widths are "nice"
+** (1, 2 or 5 times a power of ten ms), so are the times on the axis: fine
+** buckets start at 1 ms and grow 1, 2, 10, 20, 100 ms..., and a bar is
+** the smallest nice multiple of them that fits the recording in BARS.
 **
 ** As in svg.c, no string of the profile goes into the script: names are
 ** escaped XML character data in each bar's <title>, which the HTML
@@ -35,6 +38,7 @@ struct cell {
 
 struct timeline {
   uint64_t width; /* ns per fine bucket */
+  int twos;       /* width is 2 times a power of ten: grows 5 times */
   uint32_t last;  /* the last fine bucket with a sample, or the span's */
   struct strmap *fns;
   uint64_t *fn_total; /* by function id */
@@ -84,9 +88,9 @@ static struct cell *find_cell(struct cell *cell, uint32_t mask, uint32_t bucket,
   return &cell[i];
 }
 
-/* Re-adds every cell to a table of mask + 1 slots, its bucket shifted
- * right by shift (merging neighbours when the width doubles). */
-static int rehash(struct timeline *tl, uint32_t mask, int shift)
+/* Re-adds every cell to a table of mask + 1 slots, its bucket divided
+ * by div (merging neighbours when the width grows). */
+static int rehash(struct timeline *tl, uint32_t mask, uint32_t div)
 {
   struct cell *cell = calloc((size_t)mask + 1, sizeof(*cell));
   uint32_t n = 0;
@@ -94,9 +98,9 @@ static int rehash(struct timeline *tl, uint32_t mask, int shift)
   for (uint32_t i = 0; i <= tl->mask; i++) {
     struct cell *c = &tl->cell[i], *d;
     if (!c->weight) continue;
-    d = find_cell(cell, mask, c->bucket >> shift, c->fn);
+    d = find_cell(cell, mask, c->bucket / div, c->fn);
     if (!d->weight) {
-      *d = (struct cell){c->bucket >> shift, c->fn, 0};
+      *d = (struct cell){c->bucket / div, c->fn, 0};
       n++;
     }
     d->weight += c->weight;
@@ -112,9 +116,11 @@ static int rehash(struct timeline *tl, uint32_t mask, int shift)
 static int bucket_of(struct timeline *tl, uint64_t t, uint32_t *bucket)
 {
   while (t / tl->width >= TIMELINE_FINE) {
-    if (rehash(tl, tl->mask, 1)) return -1;
-    tl->width *= 2;
-    tl->last >>= 1;
+    uint32_t grow = tl->twos ? 5 : 2;
+    if (rehash(tl, tl->mask, grow)) return -1;
+    tl->width *= grow;
+    tl->last /= grow;
+    tl->twos = !tl->twos;
   }
   *bucket = (uint32_t)(t / tl->width);
   if (*bucket > tl->last) tl->last = *bucket;
@@ -155,7 +161,7 @@ int timeline_add(struct timeline *tl, uint64_t time_ns,
     tl->fn_total = t;
     tl->fn_cap = cap;
   }
-  if (tl->ncell >= tl->mask / 2 && rehash(tl, tl->mask * 2 + 1, 0)) return -1;
+  if (tl->ncell >= tl->mask / 2 && rehash(tl, tl->mask * 2 + 1, 1)) return -1;
   c = find_cell(tl->cell, tl->mask, bucket, fn);
   if (!c->weight) {
     *c = (struct cell){bucket, fn, 0};
@@ -187,8 +193,9 @@ struct chart {
   const struct timeline *tl;
   uint32_t top[TIMELINE_TOP]; /* function ids, heaviest first */
   int ntop;
+  uint64_t bar_ns;
   uint32_t per_bar; /* fine buckets per bar */
-  uint32_t nbars;
+  uint32_t nbars, tick_every; /* bars between labelled ticks */
   uint64_t *bars; /* nbars x (ntop + 1) weights; the last column "other" */
   uint64_t ymax;
 };
@@ -199,6 +206,19 @@ static int heavier(const struct timeline *tl, uint32_t a, uint32_t b)
   if (tl->fn_total[a] != tl->fn_total[b])
     return tl->fn_total[a] > tl->fn_total[b];
   return strcmp(strmap_key(tl->fns, a), strmap_key(tl->fns, b)) < 0;
+}
+
+/* The smallest of 1, 2, 5, 10, 20, 50... that is at least x. */
+static uint64_t nice(uint64_t x)
+{
+  uint64_t v = 1;
+  for (;;) {
+    if (v >= x) return v;
+    if (2 * v >= x) return 2 * v;
+    if (5 * v >= x) return 5 * v;
+    if (v > UINT64_MAX / 100) return 10 * v;
+    v *= 10;
+  }
 }
 
 static int layout(struct chart *c)
@@ -219,8 +239,11 @@ static int layout(struct chart *c)
     c->top[i] = f;
   }
   cols = c->ntop + 1;
-  c->per_bar = (nfine + BARS - 1) / BARS;
+  c->bar_ns = nice((uint64_t)(nfine + BARS - 1) / BARS * tl->width);
+  while (c->bar_ns % tl->width) c->bar_ns = nice(c->bar_ns + 1);
+  c->per_bar = (uint32_t)(c->bar_ns / tl->width);
   c->nbars = (nfine + c->per_bar - 1) / c->per_bar;
+  c->tick_every = (uint32_t)nice((c->nbars + 9) / 10);
   if (!(c->bars = calloc((size_t)c->nbars * cols, sizeof(*c->bars))))
     return oom();
   for (uint32_t i = 0; i <= tl->mask; i++) {
@@ -239,12 +262,11 @@ static int layout(struct chart *c)
   return 0;
 }
 
-/* Seconds with as many decimals as the bar width needs. */
-static void put_seconds(FILE *out, uint64_t ns, uint64_t bar_ns)
+/* Seconds with as many decimals as steps of step_ns need. */
+static void put_seconds(FILE *out, uint64_t ns, uint64_t step_ns)
 {
-  int prec = bar_ns >= 1000000000u ? 0 : bar_ns >= 100000000u ? 1
-             : bar_ns >= 10000000u                            ? 2
-                                                              : 3;
+  int prec = 0;
+  for (uint64_t s = 1000000000u; step_ns < s && prec < 6; s /= 10) prec++;
   fprintf(out, "%.*f", prec, (double)ns / 1e9);
 }
 
@@ -256,7 +278,7 @@ static const char *band_name(const struct chart *c, int k)
 static void put_bars(FILE *out, const struct chart *c, double plot_w)
 {
   int cols = c->ntop + 1;
-  uint64_t bar_ns = c->tl->width * c->per_bar;
+  uint64_t bar_ns = c->bar_ns;
   double bw = plot_w / c->nbars, scale = c->ymax ? PLOT_HEIGHT / (double)c->ymax
                                                   : 0;
   fputs("<g id=\"bars\">\n", out);
@@ -288,8 +310,8 @@ static void put_bars(FILE *out, const struct chart *c, double plot_w)
 
 static void put_axes(FILE *out, const struct chart *c, double plot_w)
 {
-  uint64_t bar_ns = c->tl->width * c->per_bar;
-  uint32_t every = (c->nbars + 9) / 10;
+  uint64_t bar_ns = c->bar_ns;
+  uint32_t every = c->tick_every;
   int base = TOP + PLOT_HEIGHT;
   fprintf(out,
           "<line x1=\"%d\" y1=\"%d\" x2=\"%.2f\" y2=\"%d\" stroke=\"#444\"/>\n"
@@ -301,13 +323,13 @@ static void put_axes(FILE *out, const struct chart *c, double plot_w)
             "<line x1=\"%.2f\" y1=\"%d\" x2=\"%.2f\" y2=\"%d\" "
             "stroke=\"#444\"/><text class=\"tick\" x=\"%.2f\" y=\"%d\">",
             x, base, x, base + 4, x, base + 16);
-    put_seconds(out, (uint64_t)b * bar_ns, bar_ns);
+    put_seconds(out, (uint64_t)b * bar_ns, bar_ns * every);
     fputs(" s</text>\n", out);
   }
   fprintf(out,
           "<text class=\"ylabel\" x=\"%d\" y=\"%d\">%" PRIu64 "</text>\n"
           "<text class=\"ylabel\" x=\"%d\" y=\"%d\">0</text>\n"
-          "<text x=\"%d\" y=\"%d\">samples per %.3g ms</text>\n",
+          "<text x=\"%d\" y=\"%d\">samples per %g ms</text>\n",
           LEFT - 6, TOP + 4, c->ymax, LEFT - 6, base, LEFT, TOP - 6,
           (double)bar_ns / 1e6);
 }

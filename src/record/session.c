@@ -358,7 +358,6 @@ int record_run(const struct record_opts *o)
   for (int i = 0; i < o->npids; i++)
     if (targets_add(&ss.ts, o->pids[i])) goto nomem;
   if (o->npids && first_discovery(&ss)) goto out;
-  if (!(ss.stream = rstream_open(o, &none)) && !none) goto out;
   if (!(smp = sampler_open(o->hz, why, sizeof(why)))) {
     die_msg("%s", why);
     goto out;
@@ -368,6 +367,8 @@ int record_run(const struct record_opts *o)
             strerror(errno));
     goto out;
   }
+  /* Opened last: sample times count from here. */
+  if (!(ss.stream = rstream_open(o, &none)) && !none) goto out;
   if (o->argv) {
     if ((command = start_command(o->argv)) < 0) goto out;
     if (targets_add(&ss.ts, command)) goto nomem;
