@@ -75,8 +75,8 @@ static struct profile *read_recording(const char *path)
     return NULL;
   }
   if ((p = profile_new("samples")) &&
-      recording_read(p, NULL, in, from_stdin ? "standard input" : path,
-                     &info) < 0) {
+      recording_read(p, NULL, in, from_stdin ? "standard input" : path, &info) <
+          0) {
     profile_free(p);
     p = NULL;
   }

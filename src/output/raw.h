@@ -21,14 +21,14 @@
 #define RAW_MAGIC "\x89luaspy\n" /* 8 bytes; the first is no text */
 #define RAW_MAGIC_LEN 8
 #define RAW_VERSION 1
-#define RAW_CHUNK_HEAD 12             /* u32 LE stored, raw length, CRC-32 */
-#define RAW_CHUNK_MAX (1u << 20)      /* bytes of records in one chunk */
-#define RAW_STR_MAX 4096              /* bytes of one string */
-#define RAW_MAX_DEPTH 4096            /* frames of one stack */
-#define RAW_MAX_STACKS (1u << 24)     /* distinct stacks (and prefixes) */
-#define RAW_MAX_STRINGS (1u << 22)    /* distinct frame strings */
+#define RAW_CHUNK_HEAD 12              /* u32 LE stored, raw length, CRC-32 */
+#define RAW_CHUNK_MAX (1u << 20)       /* bytes of records in one chunk */
+#define RAW_STR_MAX 4096               /* bytes of one string */
+#define RAW_MAX_DEPTH 4096             /* frames of one stack */
+#define RAW_MAX_STACKS (1u << 24)      /* distinct stacks (and prefixes) */
+#define RAW_MAX_STRINGS (1u << 22)     /* distinct frame strings */
 #define RAW_MAX_STR_BYTES (256u << 20) /* their bytes, together */
-#define RAW_MAX_VMS 65536             /* VMs, and targets */
+#define RAW_MAX_VMS 65536              /* VMs, and targets */
 #define RAW_MAX_COUNTERS 256
 
 /* Record types (docs/raw-format.md has their fields). */
@@ -103,7 +103,7 @@ struct raw_counter {
 };
 
 struct raw_info {
-  int raw;      /* read from a raw file (recording_read: not folded) */
+  int raw; /* read from a raw file (recording_read: not folded) */
   int has_meta;
   char *version, *cmdline, *host; /* "" if the file has no meta */
   uint64_t start_wall_ns;

@@ -202,16 +202,17 @@ static int read_stack(struct reader *r, struct cursor *c)
   uint32_t depth;
   if (c->bad) return corrupt(r, "bad stack record");
   if (parent > r->nstack || frame >= r->nstr)
-    return corrupt(r, "stack %u refers to stack %llu or frame %llu, not "
-                      "read yet",
+    return corrupt(r,
+                   "stack %u refers to stack %llu or frame %llu, not "
+                   "read yet",
                    r->nstack + 1, (unsigned long long)parent,
                    (unsigned long long)frame);
   depth = parent ? r->stack[parent - 1].depth + 1 : 1;
   if (depth > RAW_MAX_DEPTH || r->nstack >= RAW_MAX_STACKS)
     return corrupt(r, "stacks deeper or more than a recording holds");
   if (grow(&r->stack, r->nstack, &r->stack_cap, sizeof(*r->stack))) return -1;
-  r->stack[r->nstack++] = (struct stack){(uint32_t)parent, (uint32_t)frame,
-                                         depth};
+  r->stack[r->nstack++] =
+      (struct stack){(uint32_t)parent, (uint32_t)frame, depth};
   return 0;
 }
 
@@ -238,9 +239,8 @@ static int read_sample(struct reader *r, struct cursor *c)
   in->nsamples++;
   in->weight += weight;
   if (r->time > in->duration_ns && !in->complete) in->duration_ns = r->time;
-  s = (struct raw_sample){r->time,     (uint32_t)pid, (uint32_t)tid,
-                          (uint32_t)vm, r->frames,     depth,
-                          weight};
+  s = (struct raw_sample){r->time,   (uint32_t)pid, (uint32_t)tid, (uint32_t)vm,
+                          r->frames, depth,         weight};
   return r->fn ? r->fn(&s, r->arg) : 0;
 }
 
@@ -342,8 +342,7 @@ static int read_chunks(struct reader *r)
       break;
     }
     if ((ret = read_full(r, z, zlen, &got)) <= 0) break;
-    if (get_u32le(head + 8) !=
-        (uint32_t)crc32(crc32(0, head, 8), z, zlen)) {
+    if (get_u32le(head + 8) != (uint32_t)crc32(crc32(0, head, 8), z, zlen)) {
       ret = corrupt(r, "checksum mismatch");
       break;
     }
@@ -423,9 +422,9 @@ static int add_sample(const struct raw_sample *s, void *arg)
 {
   struct sinks *k = arg;
   if (profile_add(k->p, s->frames, s->nframes, s->weight)) return -1;
-  return k->tl ? timeline_add(k->tl, s->time_ns, s->frames, s->nframes,
-                              s->weight)
-               : 0;
+  return k->tl
+             ? timeline_add(k->tl, s->time_ns, s->frames, s->nframes, s->weight)
+             : 0;
 }
 
 int recording_read(struct profile *p, struct timeline *tl, FILE *in,

@@ -194,7 +194,7 @@ struct chart {
   uint32_t top[TIMELINE_TOP]; /* function ids, heaviest first */
   int ntop;
   uint64_t bar_ns;
-  uint32_t per_bar; /* fine buckets per bar */
+  uint32_t per_bar;           /* fine buckets per bar */
   uint32_t nbars, tick_every; /* bars between labelled ticks */
   uint64_t *bars; /* nbars x (ntop + 1) weights; the last column "other" */
   uint64_t ymax;
@@ -235,7 +235,8 @@ static int layout(struct chart *c)
       if (!heavier(tl, f, c->top[TIMELINE_TOP - 1])) continue;
       i = TIMELINE_TOP - 1;
     }
-    for (; i > 0 && heavier(tl, f, c->top[i - 1]); i--) c->top[i] = c->top[i - 1];
+    for (; i > 0 && heavier(tl, f, c->top[i - 1]); i--)
+      c->top[i] = c->top[i - 1];
     c->top[i] = f;
   }
   cols = c->ntop + 1;
@@ -279,8 +280,8 @@ static void put_bars(FILE *out, const struct chart *c, double plot_w)
 {
   int cols = c->ntop + 1;
   uint64_t bar_ns = c->bar_ns;
-  double bw = plot_w / c->nbars, scale = c->ymax ? PLOT_HEIGHT / (double)c->ymax
-                                                  : 0;
+  double bw = plot_w / c->nbars,
+         scale = c->ymax ? PLOT_HEIGHT / (double)c->ymax : 0;
   fputs("<g id=\"bars\">\n", out);
   for (uint32_t b = 0; b < c->nbars; b++) {
     const uint64_t *w = &c->bars[(size_t)b * cols];
@@ -301,7 +302,8 @@ static void put_bars(FILE *out, const struct chart *c, double plot_w)
       put_seconds(out, (uint64_t)(b + 1) * bar_ns, bar_ns);
       fputs(" s: ", out);
       svg_put_xml(out, band_name(c, k), SIZE_MAX);
-      fprintf(out, ": %" PRIu64 " of %" PRIu64 " samples (%.1f%%)</title></rect>\n",
+      fprintf(out,
+              ": %" PRIu64 " of %" PRIu64 " samples (%.1f%%)</title></rect>\n",
               w[k], sum, 100.0 * w[k] / sum);
     }
   }
@@ -340,7 +342,8 @@ static void put_legend(FILE *out, const struct chart *c, int y)
   for (int k = 0; k < cols; k++, y += LEGEND_LINE) {
     uint64_t w = k < c->ntop ? c->tl->fn_total[c->top[k]] : 0;
     if (k == c->ntop) {
-      for (uint32_t b = 0; b < c->nbars; b++) w += c->bars[(size_t)b * cols + k];
+      for (uint32_t b = 0; b < c->nbars; b++)
+        w += c->bars[(size_t)b * cols + k];
       if (!w) break;
     }
     fprintf(out,
@@ -401,7 +404,8 @@ static void put_svg(FILE *out, const struct chart *c, int html,
     put_axes(out, c, plot_w);
     put_bars(out, c, plot_w);
   } else {
-    fprintf(out, "<text x=\"%d\" y=\"%d\">No samples in this recording</text>\n",
+    fprintf(out,
+            "<text x=\"%d\" y=\"%d\">No samples in this recording</text>\n",
             LEFT, TOP + PLOT_HEIGHT / 2);
     fputs("<g id=\"bars\"></g>\n", out);
   }
@@ -442,18 +446,23 @@ static int ends_in(const char *s, const char *suffix)
   return n > k && !strcasecmp(s + n - k, suffix);
 }
 
-int timeline_output(const char *path, const char *format, int flag,
-                    int *html)
+int timeline_output(const char *path, const char *format, int flag, int *html)
 {
   *html = -1;
-  if (format && !strcmp(format, "html")) *html = 1;
-  else if (format && flag && !strcmp(format, "svg")) *html = 0;
-  else if (!format && ends_in(path, ".html")) *html = 1;
-  else if (!format && flag && ends_in(path, ".svg")) *html = 0;
-  else if (!format && flag && !strcmp(path, "-")) *html = 1;
+  if (format && !strcmp(format, "html"))
+    *html = 1;
+  else if (format && flag && !strcmp(format, "svg"))
+    *html = 0;
+  else if (!format && ends_in(path, ".html"))
+    *html = 1;
+  else if (!format && flag && ends_in(path, ".svg"))
+    *html = 0;
+  else if (!format && flag && !strcmp(path, "-"))
+    *html = 1;
   if (flag && *html < 0) {
-    fprintf(stderr, "luaspy: a timeline is HTML or SVG: end '%s' in .html or "
-                    ".svg, or give --format html or svg\n",
+    fprintf(stderr,
+            "luaspy: a timeline is HTML or SVG: end '%s' in .html or "
+            ".svg, or give --format html or svg\n",
             path);
     return -1;
   }

@@ -50,7 +50,6 @@ int timeline_write(const struct timeline *tl, FILE *out, int html,
  * with flag (--timeline) FILE must end in .html or .svg (or format be
  * html or svg); "-" is then HTML. Returns 0, or -1 after a message
  * (a usage error). */
-int timeline_output(const char *path, const char *format, int flag,
-                    int *html);
+int timeline_output(const char *path, const char *format, int flag, int *html);
 
 #endif

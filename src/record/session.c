@@ -144,8 +144,7 @@ static void fill_callers(struct lj_rawframe *raw, size_t n)
 }
 
 static void add_stack(struct session *ss, const struct ls_sample *smp,
-                      const struct rtarget *t, const struct lj_vm *vm,
-                      size_t n)
+                      const struct rtarget *t, const struct lj_vm *vm, size_t n)
 {
   if (profile_add(ss->prof, ss->stack, n, 1) ||
       (ss->stream && rstream_sample(ss->stream, smp, t, vm, ss->stack, n)))

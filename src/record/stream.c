@@ -135,9 +135,10 @@ int rstream_finish(struct rstream *s, const struct rec_stats *st,
 {
   uint64_t duration = clock_ns(CLOCK_MONOTONIC) - s->t0;
   static const char *const names[] = {
-      "samples",         "lost",          "received",        "complete",
-      "idle",            "no_vm",         "no_frames",       "partial:read",
-      "partial:badlink", "partial:badfunc", "partial:depth", "partial:loop"};
+      "samples",         "lost",          "received",
+      "complete",        "idle",          "no_vm",
+      "no_frames",       "partial:read",  "partial:badlink",
+      "partial:badfunc", "partial:depth", "partial:loop"};
   uint64_t values[] = {kernel_samples,
                        st->lost,
                        st->received,
