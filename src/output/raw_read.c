@@ -318,17 +318,23 @@ static int read_full(struct reader *r, void *p, size_t n, size_t *got)
   return 0;
 }
 
+/* Makes *buf hold n bytes: buffers grow to the largest chunk read. */
+static int hold(uint8_t **buf, size_t *cap, size_t n)
+{
+  uint8_t *p;
+  if (n <= *cap) return 0;
+  if (!(p = realloc(*buf, n))) return oom();
+  *buf = p;
+  *cap = n;
+  return 0;
+}
+
 static int read_chunks(struct reader *r)
 {
   uint8_t head[RAW_CHUNK_HEAD];
   uint8_t *z = NULL, *raw = NULL;
+  size_t zcap = 0, rawcap = 0, got;
   int ret = 0;
-  size_t got;
-  if (!(z = malloc(compressBound(RAW_CHUNK_MAX))) ||
-      !(raw = malloc(RAW_CHUNK_MAX))) {
-    free(z);
-    return oom();
-  }
   for (;;) {
     uint32_t zlen, len;
     uLongf out;
@@ -341,11 +347,13 @@ static int read_chunks(struct reader *r)
       ret = corrupt(r, "bad chunk lengths");
       break;
     }
+    if ((ret = hold(&z, &zcap, zlen)) < 0) break;
     if ((ret = read_full(r, z, zlen, &got)) <= 0) break;
     if (get_u32le(head + 8) != (uint32_t)crc32(crc32(0, head, 8), z, zlen)) {
       ret = corrupt(r, "checksum mismatch");
       break;
     }
+    if ((ret = hold(&raw, &rawcap, len)) < 0) break;
     out = len;
     if (uncompress(raw, &out, z, zlen) != Z_OK || out != len) {
       ret = corrupt(r, "does not inflate to its length");
