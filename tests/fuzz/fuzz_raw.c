@@ -49,9 +49,8 @@ static uint8_t *wrap(const uint8_t *rec, size_t len, size_t *size)
   }
   put_u32le(f + head, (uint32_t)zlen);
   put_u32le(f + head + 4, (uint32_t)len);
-  put_u32le(f + head + 8,
-            (uint32_t)crc32(crc32(0, f + head, 8), f + head + RAW_CHUNK_HEAD,
-                            zlen));
+  put_u32le(f + head + 8, (uint32_t)crc32(crc32(0, f + head, 8),
+                                          f + head + RAW_CHUNK_HEAD, zlen));
   *size = head + RAW_CHUNK_HEAD + zlen;
   return f;
 }
@@ -67,9 +66,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
   if (data[0] & 1)
     in = fmemopen((void *)(data + 1), size - 1, "r");
   else
-    in = (file = wrap(data + 1, size - 1, &fsize))
-             ? fmemopen(file, fsize, "r")
-             : NULL;
+    in = (file = wrap(data + 1, size - 1, &fsize)) ? fmemopen(file, fsize, "r")
+                                                   : NULL;
   if (!in || !k.p || !k.tl) goto done;
   if (!raw_read(in, "fuzz", add, &k, &info) &&
       !timeline_span(k.tl, info.duration_ns) &&
