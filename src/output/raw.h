@@ -67,12 +67,13 @@ struct raw_writer;
  * raw_writer_free; name is for messages. */
 struct raw_writer *raw_writer_new(FILE *out, const char *name,
                                   const struct raw_meta *m);
-/* The id of VM G of process pid (made, and written, if new); *new_pid is
- * set if the process had no VM before: the caller then writes its
- * target record. G 0 is "VM unknown", id 0. */
-int raw_writer_vm(struct raw_writer *w, uint32_t pid, uint64_t G,
-                  const char *flavor, uint32_t *id, int *new_pid);
+/* A process's target record, written before its VMs and samples. */
+int raw_writer_knows(const struct raw_writer *w, uint32_t pid);
 int raw_writer_target(struct raw_writer *w, uint32_t pid, const char *exe);
+/* The id of VM G of process pid, made (and written) if new. G 0 is "VM
+ * unknown", id 0. */
+int raw_writer_vm(struct raw_writer *w, uint32_t pid, uint64_t G,
+                  const char *flavor, uint32_t *id);
 /* A sample: frames root first (at least one), time in ns since the start.
  * Chunks are written once they hold 64 KiB, or when a sample comes a
  * second after the last chunk. */

@@ -377,7 +377,8 @@ int raw_sniff(FILE *in)
 int raw_read(FILE *in, const char *name, raw_sample_fn fn, void *arg,
              struct raw_info *info)
 {
-  struct reader r = {in, name, info, fn, arg};
+  struct reader r = {
+      .in = in, .name = name, .info = info, .fn = fn, .arg = arg};
   uint8_t head[RAW_MAGIC_LEN + 1];
   size_t got;
   int ret;

@@ -48,6 +48,8 @@ struct raw_writer {
   uint32_t mask, nstacks;  /* stack ids are 1..nstacks */
   struct vm_entry *vm;     /* VM id i + 1 */
   uint32_t nvm, vm_cap;
+  uint32_t *pid; /* the processes with a target record */
+  uint32_t npid, pid_cap;
 };
 
 static int fail(struct raw_writer *w, const char *what)
@@ -181,30 +183,38 @@ struct raw_writer *raw_writer_new(FILE *out, const char *name,
   return w;
 }
 
-int raw_writer_vm(struct raw_writer *w, uint32_t pid, uint64_t G,
-                  const char *flavor, uint32_t *id, int *new_pid)
+/* Makes room for one more element in array *pv of *cap of size sz. */
+static int room(struct raw_writer *w, void *pv, uint32_t n, uint32_t *cap,
+                size_t sz)
 {
-  int seen_pid = 0;
+  void **p = pv, *q;
+  uint32_t c = *cap ? 2 * *cap : 16;
+  if (n < *cap) return 0;
+  if (!(q = realloc(*p, (size_t)c * sz))) return fail(w, "out of memory");
+  *p = q;
+  *cap = c;
+  return 0;
+}
+
+int raw_writer_knows(const struct raw_writer *w, uint32_t pid)
+{
+  for (uint32_t i = 0; i < w->npid; i++)
+    if (w->pid[i] == pid) return 1;
+  return 0;
+}
+
+int raw_writer_vm(struct raw_writer *w, uint32_t pid, uint64_t G,
+                  const char *flavor, uint32_t *id)
+{
   *id = 0;
-  *new_pid = 0;
-  for (uint32_t i = 0; i < w->nvm; i++) {
-    if (w->vm[i].pid != pid) continue;
-    seen_pid = 1;
-    if (w->vm[i].G == G) {
+  for (uint32_t i = 0; i < w->nvm; i++)
+    if (w->vm[i].pid == pid && w->vm[i].G == G) {
       *id = i + 1;
       return 0;
     }
-  }
-  *new_pid = !seen_pid;
-  if (!G) return 0;
-  if (w->nvm == RAW_MAX_VMS) return 0; /* more than a file holds: unknown */
-  if (w->nvm == w->vm_cap) {
-    uint32_t cap = w->vm_cap ? 2 * w->vm_cap : 16;
-    struct vm_entry *v = realloc(w->vm, cap * sizeof(*v));
-    if (!v) return fail(w, "out of memory");
-    w->vm = v;
-    w->vm_cap = cap;
-  }
+  /* G 0, or more VMs than a file holds: unknown. */
+  if (!G || w->nvm == RAW_MAX_VMS) return 0;
+  if (room(w, &w->vm, w->nvm, &w->vm_cap, sizeof(*w->vm))) return -1;
   w->vm[w->nvm++] = (struct vm_entry){pid, G};
   *id = w->nvm;
   put_uint(w, &w->rec, *id);
@@ -216,6 +226,9 @@ int raw_writer_vm(struct raw_writer *w, uint32_t pid, uint64_t G,
 
 int raw_writer_target(struct raw_writer *w, uint32_t pid, const char *exe)
 {
+  if (w->npid == RAW_MAX_VMS) return 0; /* more than a file holds */
+  if (room(w, &w->pid, w->npid, &w->pid_cap, sizeof(*w->pid))) return -1;
+  w->pid[w->npid++] = pid;
   put_uint(w, &w->rec, pid);
   put_str(w, &w->rec, exe);
   return end_record(w, RAW_TARGET);
@@ -341,6 +354,7 @@ void raw_writer_free(struct raw_writer *w)
   strmap_free(w->frames);
   free(w->slot);
   free(w->vm);
+  free(w->pid);
   free(w->chunk.p);
   free(w->rec.p);
   free(w->z.p);

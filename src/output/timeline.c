@@ -416,7 +416,7 @@ static void put_svg(FILE *out, const struct chart *c, int html,
 int timeline_write(const struct timeline *tl, FILE *out, int html,
                    const struct render_opts *o)
 {
-  struct chart c = {tl};
+  struct chart c = {.tl = tl};
   if (layout(&c)) return -1;
   if (html) {
     fputs("<!DOCTYPE html>\n<html xmlns=\"http://www.w3.org/1999/xhtml\">\n"

@@ -103,18 +103,17 @@ int rstream_sample(struct rstream *s, const struct ls_sample *smp,
 {
   uint64_t time = smp->time_ns > s->t0 ? smp->time_ns - s->t0 : 0;
   uint32_t id;
-  int new_pid;
   if (s->tl) return timeline_add(s->tl, time, stack, n, 1);
-  if (raw_writer_vm(s->raw, smp->pid, vm ? vm->G : 0,
-                    vm ? lj_flavor_name(vm->lay->flavor) : "", &id, &new_pid))
-    return -1;
-  if (new_pid) {
+  if (!raw_writer_knows(s->raw, smp->pid)) {
     char link[64], exe[PATH_MAX] = "";
     ssize_t len;
     snprintf(link, sizeof(link), "/proc/%d/exe", (int)t->pid);
     if ((len = readlink(link, exe, sizeof(exe) - 1)) > 0) exe[len] = '\0';
     if (raw_writer_target(s->raw, smp->pid, exe)) return -1;
   }
+  if (raw_writer_vm(s->raw, smp->pid, vm ? vm->G : 0,
+                    vm ? lj_flavor_name(vm->lay->flavor) : "", &id))
+    return -1;
   return raw_writer_sample(s->raw, time, smp->pid, smp->tid, id, stack, n, 1);
 }
 
