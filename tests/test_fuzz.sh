@@ -9,7 +9,7 @@ set -u
 . "$(dirname "$0")/lib/harness.sh"
 
 FUZZ_SECONDS=${LUASPY_FUZZ_SECONDS:-20}
-FUZZ_TARGETS="walk symbolize heap cli"
+FUZZ_TARGETS="walk symbolize heap cli raw"
 FUZZ_BIN=$ROOT/build/fuzz
 
 build_fuzz() {

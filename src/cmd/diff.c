@@ -12,6 +12,7 @@
 
 #include "../output/diff_svg.h"
 #include "../output/profile.h"
+#include "../output/raw.h"
 #include "cmd.h"
 #include "common.h"
 
@@ -23,7 +24,8 @@ static void usage(FILE *f)
       "Compare two recordings in a differential flame graph: what got slower\n"
       "or faster between them, e.g. before and after a deploy. BEFORE and\n"
       "AFTER are folded stacks, as luaspy record -o FILE.folded and luaspy\n"
-      "report write them; one of them may be - for standard input.\n"
+      "report write them, or raw recordings (luaspy record -o FILE.luaspy);\n"
+      "one of them may be - for standard input.\n"
       "\n"
       "The graph is AFTER's flame graph: frame widths are AFTER's samples.\n"
       "Each frame is coloured by how its share of the samples changed:\n"
@@ -66,17 +68,19 @@ static struct profile *read_recording(const char *path)
   int from_stdin = strcmp(path, "-") == 0;
   FILE *in = from_stdin ? stdin : fopen(path, "r");
   struct profile *p;
+  struct raw_info info;
 
   if (!in) {
     fprintf(stderr, "luaspy: cannot open %s: %s\n", path, strerror(errno));
     return NULL;
   }
   if ((p = profile_new("samples")) &&
-      profile_read_folded_file(p, in, from_stdin ? "standard input" : path) <
+      recording_read(p, NULL, in, from_stdin ? "standard input" : path, &info) <
           0) {
     profile_free(p);
     p = NULL;
   }
+  raw_info_free(&info);
   if (!from_stdin) fclose(in);
   return p;
 }

@@ -13,6 +13,8 @@
 #include <unistd.h>
 
 #include "../output/profile.h"
+#include "../output/raw.h"
+#include "../output/timeline.h"
 #include "../proc/proc.h"
 #include "../record/record.h"
 #include "cmd.h"
@@ -42,15 +44,29 @@ static void usage(FILE *f)
           "                          the function is defined\n"
           "  -o, --output FILE       where to write (default profile.svg); - "
           "is stdout\n"
-          "  -f, --format FORMAT     svg, folded, pprof or speedscope "
-          "(default: by FILE's\n"
-          "                          extension: .svg, .folded or .txt, "
-          ".pb.gz,\n"
-          "                          .speedscope.json; folded for -)\n"
+          "  -f, --format FORMAT     svg, folded, pprof, speedscope, raw or "
+          "html (default:\n"
+          "                          by FILE's extension: .svg, .folded or "
+          ".txt, .pb.gz,\n"
+          "                          .speedscope.json, .luaspy, .html; folded "
+          "for -)\n"
+          "      --timeline          write a timeline instead of a flame "
+          "graph: samples\n"
+          "                          over time, the top Lua functions "
+          "stacked (FILE\n"
+          "                          .html or .svg; .html is always one)\n"
           "  -h, --help              this text\n\n"
+          "A raw recording (.luaspy, --format raw) keeps every sample with "
+          "its time,\nthread and VM, written as it comes (a recording cut "
+          "short stays\nreadable); luaspy report turns it into any output "
+          "later, on any machine,\nand luaspy diff compares two. See "
+          "docs/raw-format.md.\n\n"
           "Needs root (or CAP_BPF, CAP_PERFMON and CAP_SYS_PTRACE).\n\n"
-          "example: luaspy record -p $(pgrep -o nginx) --children -d 30 -o "
-          "nginx.svg\n");
+          "examples:\n"
+          "  luaspy record -p $(pgrep -o nginx) --children -d 30 -o nginx.svg\n"
+          "  luaspy record -p PID -d 60 -o run.luaspy    # render later: "
+          "luaspy report\n"
+          "  luaspy record -p PID -d 60 --timeline -o spikes.html\n");
 }
 
 /* The output must be writable before anything is recorded. */
@@ -76,13 +92,14 @@ int cmd_record(int argc, char **argv)
       {"lines", no_argument, NULL, 'l'},
       {"output", required_argument, NULL, 'o'},
       {"format", required_argument, NULL, 'f'},
+      {"timeline", no_argument, NULL, 'T'},
       {"help", no_argument, NULL, 'h'},
       {NULL, 0, NULL, 0}};
   static pid_t pids[MAX_PIDS];
   static volatile int stop;
   struct record_opts o = {
       .pids = pids, .hz = 99, .output = "profile.svg", .stop = &stop};
-  int c;
+  int c, html;
   opterr = 0;
   /* '+': stop at COMMAND, whose options are its own. */
   while ((c = getopt_long(argc, argv, "+p:cF:d:lo:f:h", opts, NULL)) != -1) {
@@ -109,6 +126,7 @@ int cmd_record(int argc, char **argv)
     case 'l': o.line_mode = 1; break;
     case 'o': o.output = optarg; break;
     case 'f': o.format = optarg; break;
+    case 'T': o.timeline = 1; break;
     case 'h': usage(stdout); return 0;
     default:
       if (optopt && strchr("pFdof", optopt))
@@ -129,7 +147,10 @@ int cmd_record(int argc, char **argv)
     die_msg("record: give -p PID or a COMMAND, not both");
     return 2;
   }
-  if (!profile_format(o.output, o.format)) return 2;
+  if (timeline_output(o.output, o.format, o.timeline, &html)) return 2;
+  if (html < 0 && !raw_output(o.output, o.format) &&
+      !profile_format(o.output, o.format))
+    return 2;
   if (check_output(o.output)) return 2;
   for (int i = 0; i < o.npids; i++) {
     char why[256];

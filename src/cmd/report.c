@@ -1,8 +1,8 @@
 /*
-** luaspy report: folded stacks in, a flame graph, a pprof or speedscope
-** profile, or tidy folded stacks out. Everything is read before the output is
-*opened, so INPUT and
-** OUTPUT may be the same file.
+** luaspy report: folded stacks or a raw recording in; a flame graph, a
+** pprof or speedscope profile, tidy folded stacks, or (from a raw
+** recording) a timeline out. Everything is read before the output is
+** opened, so INPUT and OUTPUT may be the same file.
 */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -12,6 +12,8 @@
 #include <string.h>
 
 #include "../output/profile.h"
+#include "../output/raw.h"
+#include "../output/timeline.h"
 #include "cmd.h"
 #include "common.h"
 
@@ -19,29 +21,39 @@ static void usage(FILE *f)
 {
   fputs(
       "usage: luaspy report INPUT [-o OUTPUT] [-f FORMAT] [-t TEXT] [-F HZ]\n"
+      "                           [--timeline]\n"
       "\n"
-      "Turn folded stacks into an interactive flame graph, or into a profile\n"
-      "for pprof or speedscope. INPUT holds one line per stack, frames root\n"
-      "first, then a space and a count:\n"
+      "Turn a recording into an interactive flame graph, or into a profile\n"
+      "for pprof or speedscope. INPUT is folded stacks, one line per stack,\n"
+      "frames root first, then a space and a count:\n"
       "\n"
       "    main chunk (app.lua:40);handle (app.lua:12);C:strlen 17\n"
       "\n"
       "as luaspy records them, or as flamegraph.pl's stackcollapse scripts\n"
-      "write them. Equal stacks add up. INPUT - reads standard input.\n"
+      "write them; or a raw recording (luaspy record -o FILE.luaspy), which\n"
+      "also gives the sample rate, and a timeline. Equal stacks add up.\n"
+      "INPUT - reads standard input. A raw recording cut short (luaspy was\n"
+      "killed) is said to be truncated and used up to where it ends.\n"
       "\n"
       "options:\n"
       "  -o, --output FILE    write to FILE instead of standard output; its\n"
       "                       ending picks the format: .svg a flame graph,\n"
       "                       .folded or .txt folded stacks, .pb.gz pprof,\n"
-      "                       .speedscope.json speedscope\n"
-      "  -f, --format FORMAT  folded, svg, pprof or speedscope, whatever the\n"
-      "                       ending (default: folded on standard output)\n"
+      "                       .speedscope.json speedscope, .html a timeline\n"
+      "  -f, --format FORMAT  folded, svg, pprof, speedscope or html, "
+      "whatever\n"
+      "                       the ending (default: folded on standard output)\n"
+      "      --timeline       from a raw recording, a timeline: samples over\n"
+      "                       time, the top Lua functions stacked; OUTPUT "
+      "ends\n"
+      "                       in .html (hover for details) or .svg\n"
       "  -t, --title TEXT     title of the flame graph, name of the "
       "speedscope\n"
       "                       profile (default \"Flame Graph\", \"luaspy\")\n"
       "  -F, --frequency HZ   INPUT was sampled HZ times a second (luaspy\n"
       "                       record -F): pprof and speedscope output then\n"
-      "                       also give CPU time, HZ samples being 1 s\n"
+      "                       also give CPU time, HZ samples being 1 s (a raw\n"
+      "                       recording knows its rate)\n"
       "  -h, --help           show this help\n"
       "\n"
       "In the flame graph, the root is at the bottom and each frame is as\n"
@@ -60,11 +72,25 @@ static void usage(FILE *f)
       "  luaspy report app.folded > merged.folded     # add up, sort\n"
       "  luaspy report app.folded -F 99 -o app.pb.gz\n"
       "  luaspy report app.folded -o app.speedscope.json\n"
+      "  luaspy report run.luaspy -o run.pb.gz\n"
+      "  luaspy report run.luaspy --timeline -o run.html\n"
       "  luaspy report - --format svg --title 'nginx worker' < app.folded > "
       "app.svg\n"
       "\n"
       "exit status: 0 done, 1 bad input or output error, 2 usage error.\n",
       f);
+}
+
+struct tl_out {
+  const struct timeline *tl;
+  int html;
+  const struct render_opts *opts;
+};
+
+static int write_timeline(FILE *out, void *arg)
+{
+  const struct tl_out *t = arg;
+  return timeline_write(t->tl, out, t->html, t->opts);
 }
 
 int cmd_report(int argc, char **argv)
@@ -74,13 +100,17 @@ int cmd_report(int argc, char **argv)
       {"format", required_argument, NULL, 'f'},
       {"title", required_argument, NULL, 't'},
       {"frequency", required_argument, NULL, 'F'},
+      {"timeline", no_argument, NULL, 'T'},
       {"help", no_argument, NULL, 'h'},
       {NULL, 0, NULL, 0}};
   const char *input, *output = "-", *format = NULL;
   struct render_opts opts = {0};
   struct profile *p;
+  struct timeline *tl = NULL;
+  struct raw_info info = {0};
+  char subtitle[256];
   FILE *in;
-  int c, ok, from_stdin;
+  int c, ok, from_stdin, timeline = 0, html;
   char *end;
   long hz;
 
@@ -100,6 +130,7 @@ int cmd_report(int argc, char **argv)
                            optarg);
       opts.sample_hz = (int)hz;
       break;
+    case 'T': timeline = 1; break;
     case 'h': usage(stdout); return 0;
     case ':':
       return usage_error("report", "missing argument to '%s'",
@@ -117,7 +148,11 @@ int cmd_report(int argc, char **argv)
                        argv[optind + 1]);
   input = argv[optind];
   /* A format we cannot write is a usage error: find it before reading. */
-  if (!profile_format(output, format)) return 2;
+  if (timeline_output(output, format, timeline, &html)) return 2;
+  if (html < 0 && raw_output(output, format))
+    return usage_error("report", "raw recordings come from luaspy record, "
+                                 "not report");
+  if (html < 0 && !profile_format(output, format)) return 2;
 
   from_stdin = strcmp(input, "-") == 0;
   if (from_stdin) {
@@ -127,8 +162,28 @@ int cmd_report(int argc, char **argv)
     return 1;
   }
   p = profile_new("samples");
-  ok = p && profile_read_folded(p, in) == 0 &&
-       profile_write(p, output, format, &opts) == 0;
+  ok = p && (html < 0 || (tl = timeline_new()));
+  /* Folded stacks keep report's messages of old: "line N: ...". */
+  if (ok && html < 0 && !raw_sniff(in))
+    ok = profile_read_folded(p, in) == 0;
+  else if (ok)
+    ok = recording_read(p, tl, in, from_stdin ? "standard input" : input,
+                        &info) == 0;
+  if (ok && info.raw) {
+    if (!opts.sample_hz) opts.sample_hz = (int)info.hz;
+    if (!opts.subtitle) {
+      raw_describe(&info, subtitle, sizeof(subtitle));
+      opts.subtitle = subtitle;
+    }
+  }
+  if (ok && html >= 0) {
+    struct tl_out t = {tl, html, &opts};
+    ok = output_file(output, write_timeline, &t) == 0;
+  } else if (ok) {
+    ok = profile_write(p, output, format, &opts) == 0;
+  }
+  raw_info_free(&info);
+  timeline_free(tl);
   profile_free(p);
   if (!from_stdin) fclose(in);
   return ok ? 0 : 1;

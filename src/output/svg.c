@@ -469,3 +469,8 @@ int svg_write(const struct profile *p, FILE *out,
 {
   return svg_render(p, out, opts, NULL);
 }
+
+void svg_put_xml(FILE *out, const char *s, size_t max)
+{
+  put_xml(out, s, max);
+}

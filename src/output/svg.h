@@ -34,4 +34,9 @@ struct svg_paint {
 int svg_render(const struct profile *p, FILE *out,
                const struct render_opts *opts, const struct svg_paint *paint);
 
+/* Writes at most max characters of s as XML text or attribute value:
+ * markup characters escaped, bad UTF-8 and control characters as
+ * U+FFFD. For other writers of XML (the timeline). */
+void svg_put_xml(FILE *out, const char *s, size_t max);
+
 #endif

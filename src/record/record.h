@@ -21,6 +21,7 @@ struct record_opts {
   int line_mode;     /* frames show the current line, not the definition's */
   const char *output;
   const char *format; /* NULL: by output's extension */
+  int timeline;       /* --timeline: output is a timeline, not a profile */
   volatile int *stop; /* set by the signal handler */
   /* luaspy top: stacks go to on_stack instead of a profile, nothing is
    * written at the end, and on_tick runs after every wait for samples

@@ -17,6 +17,7 @@
 
 #include "../cmd/common.h"
 #include "record.h"
+#include "stream.h"
 #include "summary.h"
 #include "targets.h"
 
@@ -39,6 +40,7 @@ struct session {
   const struct record_opts *o;
   struct rtargets ts;
   struct profile *prof;
+  struct rstream *stream; /* the raw file or timeline; NULL if neither */
   struct rec_stats st;
   struct fentry *fcache;
   size_t fcache_used;
@@ -141,11 +143,14 @@ static void fill_callers(struct lj_rawframe *raw, size_t n)
     }
 }
 
-static void add_stack(struct session *ss, size_t n)
+static void add_stack(struct session *ss, const struct ls_sample *smp,
+                      const struct rtarget *t, const struct lj_vm *vm, size_t n)
 {
   const struct record_opts *o = ss->o;
   if (o->on_stack ? o->on_stack(ss->stack, n, 1, o->arg)
-                  : profile_add(ss->prof, ss->stack, n, 1))
+                  : profile_add(ss->prof, ss->stack, n, 1) ||
+                        (ss->stream && rstream_sample(ss->stream, smp, t, vm,
+                                                      ss->stack, n)))
     *o->stop = 1;
 }
 
@@ -164,7 +169,7 @@ static void on_sample(const struct ls_sample *smp, void *arg)
     t->novm++;
     ss->st.no_vm++;
     ss->stack[0] = "[no Lua VM identified]";
-    add_stack(ss, 1);
+    add_stack(ss, smp, t, NULL, 1);
     return;
   }
   vm = vm_of(t, smp->dispatch);
@@ -195,14 +200,17 @@ static void on_sample(const struct ls_sample *smp, void *arg)
     ss->stack[n++] = frame_name(ss, t, vm, &ss->raw[i]);
   /* Time in a system call, on top of the C function that made it. */
   if (smp->flags & LS_F_KERNEL) ss->stack[n++] = "[kernel]";
-  add_stack(ss, n);
+  add_stack(ss, smp, t, vm, n);
 }
 
-static void count_lost(struct session *ss)
+/* Updates the lost count from the kernel's counters; returns how many
+ * samples the kernel took. */
+static uint64_t count_lost(struct session *ss)
 {
   uint64_t c[LS_NCOUNTERS];
   sampler_counts(ss->ts.smp, c);
   ss->st.lost = c[LS_CNT_LOST];
+  return c[LS_CNT_SAMPLES];
 }
 
 static void progress(struct session *ss, double elapsed, int done)
@@ -286,7 +294,7 @@ static void stop_command(pid_t pid)
   waitpid(pid, &status, 0);
 }
 
-static int write_output(struct session *ss)
+static int write_output(struct session *ss, uint64_t kernel_samples)
 {
   const struct record_opts *o = ss->o;
   struct render_opts ro = {.title = "luaspy record", .sample_hz = o->hz};
@@ -297,6 +305,8 @@ static int write_output(struct session *ss)
            nprocs == 1 ? "" : "es", nvms, nvms == 1 ? "" : "s",
            o->line_mode ? ", current lines" : "");
   ro.subtitle = sub;
+  if (ss->stream)
+    return rstream_finish(ss->stream, &ss->st, kernel_samples, &ro);
   return profile_write(ss->prof, o->output, o->format, &ro);
 }
 
@@ -340,8 +350,9 @@ int record_run(const struct record_opts *o)
   char why[512];
   struct sampler *smp = NULL;
   size_t nprocs;
+  uint64_t kernel_samples;
   pid_t command = 0;
-  int rc = 1;
+  int rc = 1, none;
   memset(&ss, 0, sizeof(ss));
   ss.o = o;
   ss.ts.children = o->children;
@@ -369,6 +380,8 @@ int record_run(const struct record_opts *o)
             strerror(errno));
     goto out;
   }
+  /* Opened last: sample times count from here. */
+  if (!(ss.stream = rstream_open(o, &none)) && !none) goto out;
   if (o->argv) {
     if ((command = start_command(o->argv)) < 0) goto out;
     if (targets_add(&ss.ts, command)) goto nomem;
@@ -381,12 +394,12 @@ int record_run(const struct record_opts *o)
     die_msg("record: '%s' ran no LuaJIT VM that luaspy could find", o->argv[0]);
     goto out;
   }
-  count_lost(&ss);
+  kernel_samples = count_lost(&ss);
   if (o->on_stack) {
     rc = 0;
     goto out;
   }
-  rc = write_output(&ss) ? 1 : 0;
+  rc = write_output(&ss, kernel_samples) ? 1 : 0;
   summary_print(stderr, ss.prof, &ss.st, 10);
   if (!rc && strcmp(o->output, "-"))
     fprintf(stderr, "luaspy: wrote %s\n", o->output);
@@ -397,6 +410,7 @@ out:
   if (command > 0) stop_command(command);
   targets_free(&ss.ts);
   sampler_close(smp);
+  rstream_free(ss.stream);
   if (ss.fcache) fcache_flush(&ss);
   free(ss.fcache);
   free(ss.stack);
