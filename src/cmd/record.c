@@ -21,6 +21,9 @@
 #define MAX_PIDS 256
 #define HZ_MAX 10000
 
+/* Long options without a short one. */
+enum { OPT_PUSH = 256, OPT_EVERY, OPT_APP, OPT_LABEL };
+
 static void usage(FILE *f)
 {
   fprintf(f,
@@ -47,10 +50,28 @@ static void usage(FILE *f)
           "                          extension: .svg, .folded or .txt, "
           ".pb.gz,\n"
           "                          .speedscope.json; folded for -)\n"
+          "      --push URL          stream profiles to a Pyroscope server "
+          "(http[s]://HOST:PORT)\n"
+          "                          as pprof: every process and Lua VM, "
+          "labelled host, pid,\n"
+          "                          exe and vm; runs until Ctrl-C, -d or "
+          "the targets exit;\n"
+          "                          -o is then optional\n"
+          "      --every DURATION    one upload per this long, as 15s, 1m "
+          "(default 15s)\n"
+          "      --app NAME          the application name in Pyroscope "
+          "(default luaspy.EXE)\n"
+          "      --push-label KEY=VALUE  one more label (repeatable; replaces "
+          "a built-in one)\n"
           "  -h, --help              this text\n\n"
+          "Uploads run in the background and never slow sampling: a failed "
+          "one is\nretried with backoff, and when the server cannot keep up "
+          "the oldest waiting\nprofile is dropped, with a warning.\n\n"
           "Needs root (or CAP_BPF, CAP_PERFMON and CAP_SYS_PTRACE).\n\n"
           "example: luaspy record -p $(pgrep -o nginx) --children -d 30 -o "
-          "nginx.svg\n");
+          "nginx.svg\n"
+          "         luaspy record -p $(pgrep -d, nginx) --push "
+          "http://pyroscope:4040 --every 15s\n");
 }
 
 /* A positive number of seconds, as "30" or "2.5". */
@@ -71,6 +92,22 @@ static int parse_hz(const char *s, int *hz)
   if (errno || end == s || *end || v < 1 || v > HZ_MAX) return -1;
   *hz = (int)v;
   return 0;
+}
+
+/* A push interval: seconds, or a number with a unit: 15s, 1m, 1h. */
+static int parse_every(const char *s, double *v)
+{
+  char *end;
+  errno = 0;
+  *v = strtod(s, &end);
+  if (errno || end == s) return -1;
+  if (!strcmp(end, "m"))
+    *v *= 60;
+  else if (!strcmp(end, "h"))
+    *v *= 3600;
+  else if (*end && strcmp(end, "s"))
+    return -1;
+  return *v >= 1 && *v <= 3600 ? 0 : -1;
 }
 
 /* The output must be writable before anything is recorded. */
@@ -96,12 +133,18 @@ int cmd_record(int argc, char **argv)
       {"lines", no_argument, NULL, 'l'},
       {"output", required_argument, NULL, 'o'},
       {"format", required_argument, NULL, 'f'},
+      {"push", required_argument, NULL, OPT_PUSH},
+      {"every", required_argument, NULL, OPT_EVERY},
+      {"app", required_argument, NULL, OPT_APP},
+      {"push-label", required_argument, NULL, OPT_LABEL},
       {"help", no_argument, NULL, 'h'},
       {NULL, 0, NULL, 0}};
+  static struct push_opts po = {.every = 15};
+  const char *push_only = NULL; /* an option that needs --push */
+  char why[512];
   static pid_t pids[MAX_PIDS];
   static volatile int stop;
-  struct record_opts o = {
-      .pids = pids, .hz = 99, .output = "profile.svg", .stop = &stop};
+  struct record_opts o = {.pids = pids, .hz = 99, .stop = &stop};
   int c;
   opterr = 0;
   /* '+': stop at COMMAND, whose options are its own. */
@@ -129,9 +172,35 @@ int cmd_record(int argc, char **argv)
     case 'l': o.line_mode = 1; break;
     case 'o': o.output = optarg; break;
     case 'f': o.format = optarg; break;
+    case OPT_PUSH:
+      if (push_check_url(optarg, why, sizeof(why)))
+        return usage_error("record", "%s", why);
+      po.url = optarg;
+      break;
+    case OPT_EVERY:
+      push_only = "--every";
+      if (parse_every(optarg, &po.every))
+        return usage_error(
+            "record", "invalid --every '%s' (1s to 1h, as 15s or 1m)", optarg);
+      break;
+    case OPT_APP:
+      push_only = "--app";
+      if (push_check_app(optarg, why, sizeof(why)))
+        return usage_error("record", "%s", why);
+      po.app = optarg;
+      break;
+    case OPT_LABEL:
+      push_only = "--push-label";
+      if (push_check_label(optarg, why, sizeof(why)))
+        return usage_error("record", "%s", why);
+      if (po.nlabels == PUSH_LABELS_MAX)
+        return usage_error("record", "more than %d --push-label",
+                           PUSH_LABELS_MAX);
+      po.labels[po.nlabels++] = optarg;
+      break;
     case 'h': usage(stdout); return 0;
     default:
-      if (optopt && strchr("pFdof", optopt))
+      if (optopt && (strchr("pFdof", optopt) || optopt >= OPT_PUSH))
         die_msg("record: option '%s' needs a value", argv[optind - 1]);
       else
         die_msg("record: unknown option '%s' (try luaspy record --help)",
@@ -149,8 +218,13 @@ int cmd_record(int argc, char **argv)
     die_msg("record: give -p PID or a COMMAND, not both");
     return 2;
   }
-  if (!profile_format(o.output, o.format)) return 2;
-  if (check_output(o.output)) return 2;
+  if (po.url)
+    o.push = &po;
+  else if (push_only)
+    return usage_error("record", "%s needs --push URL", push_only);
+  if (!o.output && !o.push) o.output = "profile.svg";
+  if (o.output && !profile_format(o.output, o.format)) return 2;
+  if (o.output && check_output(o.output)) return 2;
   for (int i = 0; i < o.npids; i++) {
     char why[256];
     if (proc_check(pids[i], why, sizeof(why))) {

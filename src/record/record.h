@@ -7,17 +7,20 @@
 
 #include <sys/types.h>
 
+#include "push.h"
+
 struct record_opts {
   const pid_t *pids; /* the processes to profile */
   int npids;
-  char *const *argv; /* or a command to start and profile; NULL if none */
-  int children;      /* their descendants too */
-  int hz;            /* samples per second and CPU */
-  double duration;   /* seconds; 0: until Ctrl-C or the targets exit */
-  int line_mode;     /* frames show the current line, not the definition's */
-  const char *output;
+  char *const *argv;  /* or a command to start and profile; NULL if none */
+  int children;       /* their descendants too */
+  int hz;             /* samples per second and CPU */
+  double duration;    /* seconds; 0: until Ctrl-C or the targets exit */
+  int line_mode;      /* frames show the current line, not the definition's */
+  const char *output; /* NULL: none (with push) */
   const char *format; /* NULL: by output's extension */
-  volatile int *stop; /* set by the signal handler */
+  const struct push_opts *push; /* stream to a Pyroscope server; or NULL */
+  volatile int *stop;           /* set by the signal handler */
 };
 
 /* Profiles until done and writes the output. Returns the exit status. */

@@ -39,6 +39,7 @@ struct session {
   const struct record_opts *o;
   struct rtargets ts;
   struct profile *prof;
+  struct pusher *push; /* NULL without --push */
   struct rec_stats st;
   struct fentry *fcache;
   size_t fcache_used;
@@ -141,9 +142,12 @@ static void fill_callers(struct lj_rawframe *raw, size_t n)
     }
 }
 
-static void add_stack(struct session *ss, size_t n)
+/* vm: the sample's global_State, 0 if unknown. */
+static void add_stack(struct session *ss, pid_t pid, uint64_t vm, size_t n)
 {
-  if (profile_add(ss->prof, ss->stack, n, 1)) *ss->o->stop = 1;
+  if (profile_add(ss->prof, ss->stack, n, 1) ||
+      (ss->push && push_add(ss->push, pid, vm, ss->stack, n)))
+    *ss->o->stop = 1;
 }
 
 static void on_sample(const struct ls_sample *smp, void *arg)
@@ -161,7 +165,7 @@ static void on_sample(const struct ls_sample *smp, void *arg)
     t->novm++;
     ss->st.no_vm++;
     ss->stack[0] = "[no Lua VM identified]";
-    add_stack(ss, 1);
+    add_stack(ss, t->pid, 0, 1);
     return;
   }
   vm = vm_of(t, smp->dispatch);
@@ -191,7 +195,7 @@ static void on_sample(const struct ls_sample *smp, void *arg)
     ss->stack[n++] = frame_name(ss, t, vm, &ss->raw[i]);
   /* Time in a system call, on top of the C function that made it. */
   if (smp->flags & LS_F_KERNEL) ss->stack[n++] = "[kernel]";
-  add_stack(ss, n);
+  add_stack(ss, t->pid, vm ? vm->G : 0, n);
 }
 
 static void progress(struct session *ss, double elapsed, int done)
@@ -248,6 +252,7 @@ static void record_loop(struct session *ss)
     ss->now = t = now_s();
     targets_update(&ss->ts, t);
     if (!targets_alive(&ss->ts)) break;
+    if (ss->push) push_tick(ss->push, t);
     if (t >= next_flush) {
       fcache_flush(ss);
       next_flush = t + FCACHE_FLUSH_EVERY;
@@ -354,6 +359,7 @@ int record_run(const struct record_opts *o)
     die_msg("%s", why);
     goto out;
   }
+  if (o->push && !(ss.push = push_new(o->push, o->hz))) goto out;
   if (targets_attach(&ss.ts, smp)) {
     die_msg("record: cannot pass the Lua VMs to the kernel: %s",
             strerror(errno));
@@ -373,15 +379,18 @@ int record_run(const struct record_opts *o)
   }
   sampler_counts(smp, counts);
   ss.st.lost = counts[LS_CNT_LOST];
-  rc = write_output(&ss) ? 1 : 0;
+  push_finish(ss.push);
+  ss.push = NULL;
+  rc = o->output && write_output(&ss) ? 1 : 0;
   summary_print(stderr, ss.prof, &ss.st, 10);
-  if (!rc && strcmp(o->output, "-"))
+  if (!rc && o->output && strcmp(o->output, "-"))
     fprintf(stderr, "luaspy: wrote %s\n", o->output);
   goto out;
 nomem:
   die_msg("out of memory");
 out:
   if (command > 0) stop_command(command);
+  push_finish(ss.push);
   targets_free(&ss.ts);
   sampler_close(smp);
   if (ss.fcache) fcache_flush(&ss);
