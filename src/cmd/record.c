@@ -139,7 +139,7 @@ int cmd_record(int argc, char **argv)
       {"push-label", required_argument, NULL, OPT_LABEL},
       {"help", no_argument, NULL, 'h'},
       {NULL, 0, NULL, 0}};
-  static struct push_opts po = {.every = 15};
+  struct push_opts po = {.every = 15};
   const char *push_only = NULL; /* an option that needs --push */
   char why[512];
   static pid_t pids[MAX_PIDS];
@@ -225,6 +225,7 @@ int cmd_record(int argc, char **argv)
   if (!o.output && !o.push) o.output = "profile.svg";
   if (o.output && !profile_format(o.output, o.format)) return 2;
   if (o.output && check_output(o.output)) return 2;
+  if (cli_parse_only) return 0;
   for (int i = 0; i < o.npids; i++) {
     char why[256];
     if (proc_check(pids[i], why, sizeof(why))) {

@@ -118,6 +118,7 @@ int cmd_report(int argc, char **argv)
   input = argv[optind];
   /* A format we cannot write is a usage error: find it before reading. */
   if (!profile_format(output, format)) return 2;
+  if (cli_parse_only) return 0;
 
   from_stdin = strcmp(input, "-") == 0;
   if (from_stdin) {
