@@ -197,6 +197,7 @@ push_bad_input() {
 --push http://x --push-label 1x=y
 --push http://x --push-label x=a,b
 --push http://x --app a{b}
+--push http://x -f svg
 EOF
 }
 

@@ -51,18 +51,18 @@ static void usage(FILE *f)
           ".pb.gz,\n"
           "                          .speedscope.json; folded for -)\n"
           "      --push URL          stream profiles to a Pyroscope server "
-          "(http[s]://HOST:PORT)\n"
-          "                          as pprof: every process and Lua VM, "
-          "labelled host, pid,\n"
-          "                          exe and vm; runs until Ctrl-C, -d or "
-          "the targets exit;\n"
-          "                          -o is then optional\n"
-          "      --every DURATION    one upload per this long, as 15s, 1m "
+          "as pprof, one\n"
+          "                          per process and Lua VM, labelled host, "
+          "pid, exe, vm;\n"
+          "                          URL is http[s]://HOST:PORT; -o is then "
+          "optional\n"
+          "      --every DURATION    one upload per this long, as 15s or 1m "
           "(default 15s)\n"
           "      --app NAME          the application name in Pyroscope "
           "(default luaspy.EXE)\n"
-          "      --push-label KEY=VALUE  one more label (repeatable; replaces "
-          "a built-in one)\n"
+          "      --push-label KEY=VALUE\n"
+          "                          one more label (repeatable; may replace "
+          "host, pid...)\n"
           "  -h, --help              this text\n\n"
           "Uploads run in the background and never slow sampling: a failed "
           "one is\nretried with backoff, and when the server cannot keep up "
@@ -70,8 +70,8 @@ static void usage(FILE *f)
           "Needs root (or CAP_BPF, CAP_PERFMON and CAP_SYS_PTRACE).\n\n"
           "example: luaspy record -p $(pgrep -o nginx) --children -d 30 -o "
           "nginx.svg\n"
-          "         luaspy record -p $(pgrep -d, nginx) --push "
-          "http://pyroscope:4040 --every 15s\n");
+          "         luaspy record -p $(pgrep -o nginx) -c --push "
+          "http://pyroscope:4040\n");
 }
 
 /* A positive number of seconds, as "30" or "2.5". */
@@ -222,6 +222,8 @@ int cmd_record(int argc, char **argv)
     o.push = &po;
   else if (push_only)
     return usage_error("record", "%s needs --push URL", push_only);
+  if (!o.output && o.push && o.format)
+    return usage_error("record", "-f needs -o FILE with --push");
   if (!o.output && !o.push) o.output = "profile.svg";
   if (o.output && !profile_format(o.output, o.format)) return 2;
   if (o.output && check_output(o.output)) return 2;
