@@ -367,6 +367,8 @@ void push_finish(struct pusher *p)
   if (!p) return;
   flush(p);
   uploader_finish(p->up, FINISH_WAIT, &st);
+  /* Nothing sent nor lost: no samples, or record failed early. */
+  if (!st.sent && !st.dropped && !st.failed) goto out;
   curl_url_get(p->base, CURLUPART_HOST, &host, 0);
   fprintf(stderr, "luaspy: push: %llu profile%s sent to %s",
           (unsigned long long)st.sent, st.sent == 1 ? "" : "s",
@@ -378,6 +380,7 @@ void push_finish(struct pusher *p)
             (unsigned long long)st.failed);
   fputc('\n', stderr);
   curl_free(host);
+out:
   free(p->v);
   curl_url_cleanup(p->base);
   free(p);

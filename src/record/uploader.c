@@ -171,13 +171,14 @@ static void send_one(struct uploader *u, const struct upload *up)
       warn("%s; this profile is not sent", why);
       break;
     }
-    if (u->failing == 1 || t - u->fail_warned >= WARN_EVERY) {
-      warn("upload failed: %s; retrying in %.0f s", why, wait);
-      u->fail_warned = t;
-    }
+    /* Out of time at exit, or newer profiles wait: this one goes. */
     if (u->abort || u->n == UPLOAD_QUEUE) {
       u->st.dropped++;
       break;
+    }
+    if (u->failing == 1 || t - u->fail_warned >= WARN_EVERY) {
+      warn("upload failed: %s; retrying in %.0f s", why, wait);
+      u->fail_warned = t;
     }
     clock_gettime(CLOCK_MONOTONIC, &until);
     until.tv_sec += (time_t)wait;
