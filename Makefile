@@ -117,15 +117,18 @@ clean:
 
 # libFuzzer targets (tests/fuzz/README.md): the walker, symbolizer and heap
 # walker on synthetic process images, served by tests/fuzz/fake_mem.c in
-# place of src/proc/mem.c; the PID list, folded-stack and raw recording
-# parsers. The seed corpus comes from tests/fuzz/gen_seeds.c. `make fuzz` builds them
+# place of src/proc/mem.c; every command's option parsing, the PID list,
+# folded-stack and raw recording parsers. The seed corpus comes from
+# tests/fuzz/gen_seeds.c. `make fuzz` builds them
 # into build/fuzz/; tests/test_fuzz.sh runs them.
 FUZZ_CC ?= clang
 FUZZ_SAN := -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
 FUZZ_CFLAGS := -std=gnu11 -g -O1 $(WARN) -DLUASPY_VERSION='"$(VERSION)"' -MMD -MP -Ibuild/bpf -Ibuild/proto
 FUZZ_TARGETS := walk symbolize heap cli raw
-# What the targets reach: no BPF, no command frontends but common.c.
-FUZZ_LIB_SRCS := $(filter-out src/proc/mem.c,$(wildcard src/luajit/*.c src/heap/*.c src/output/*.c src/proc/*.c)) src/cmd/common.c
+# What the targets reach: every module but main.c, and fake_mem.c in
+# place of mem.c. fuzz_cli runs the command frontends' parsing, which
+# links in the rest (BPF skeletons included) without running it.
+FUZZ_LIB_SRCS := $(filter-out src/main.c src/proc/mem.c,$(SRCS))
 FUZZ_LIB_OBJS := $(FUZZ_LIB_SRCS:src/%.c=build/fuzz/obj/%.o) build/fuzz/obj/proto/profile.pb-c.o
 
 fuzz: $(FUZZ_TARGETS:%=build/fuzz/fuzz_%) build/fuzz/gen_seeds

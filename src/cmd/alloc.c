@@ -198,6 +198,7 @@ static int run(int argc, char **argv, int leaks)
   }
   if (leaks && o.duration > 0 && o.grace >= o.duration / 2)
     o.grace = o.duration / 4;
+  if (cli_parse_only) return 0;
   if (proc_check(o.pid, why, sizeof(why))) {
     die_msg("%s", why);
     return 1;

@@ -14,6 +14,8 @@
 #include "../proc/proc.h"
 #include "common.h"
 
+int cli_parse_only;
+
 void die_msg(const char *fmt, ...)
 {
   va_list ap;

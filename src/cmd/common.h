@@ -14,6 +14,11 @@ void die_msg(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 int usage_error(const char *cmd, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 
+/* Set by the CLI fuzzer (tests/fuzz/fuzz_cli.c): a command returns 0 as
+ * soon as its arguments are parsed and checked, before it touches a
+ * process or opens a file. */
+extern int cli_parse_only;
+
 /* Parses "123" or "12,34"; returns the count or -1. */
 int parse_pids(const char *s, pid_t *pids, int max);
 

@@ -131,6 +131,7 @@ int cmd_diff(int argc, char **argv)
   if (!strcmp(argv[optind], "-") && !strcmp(argv[optind + 1], "-"))
     return usage_error("diff",
                        "only one of BEFORE and AFTER can be standard input");
+  if (cli_parse_only) return 0;
 
   ok = (before = read_recording(argv[optind])) &&
        (after = read_recording(argv[optind + 1]));

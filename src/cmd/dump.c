@@ -220,6 +220,7 @@ int cmd_dump(int argc, char **argv)
   if (optind < argc)
     return usage_error("dump", "unexpected argument '%s'", argv[optind]);
   if (!pid) return usage_error("dump", "which process? give -p PID");
+  if (cli_parse_only) return 0;
   install_signal_guard(NULL);
   if (proc_check(pid, why, sizeof(why)) ||
       lj_discover(pid, &t, why, sizeof(why))) {

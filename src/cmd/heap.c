@@ -244,6 +244,7 @@ int cmd_heap(int argc, char **argv)
   int rc = parse(argc, argv, &o);
   double t0;
   if (rc) return rc < 0 ? 0 : rc;
+  if (cli_parse_only) return 0;
   install_signal_guard(&interrupted);
   if (proc_check(o.pid, why, sizeof(why)) ||
       lj_discover(o.pid, &t, why, sizeof(why))) {

@@ -253,6 +253,7 @@ int cmd_jit(int argc, char **argv)
   uint64_t t0, tick, period, next_decay = 0;
   int rc = parse(argc, argv, &o);
   if (rc >= 0) return rc;
+  if (cli_parse_only) return 0;
   rc = 0;
   install_signal_guard(&stop);
   if (proc_check(o.pid, why, sizeof(why)) ||

@@ -99,6 +99,7 @@ int cmd_offcpu(int argc, char **argv)
   }
   if (!profile_format(o.output, o.format)) return 2;
   if (targs_writable("offcpu", o.output)) return 2;
+  if (cli_parse_only) return 0;
   if (proc_check(o.pid, why, sizeof(why))) {
     die_msg("%s", why);
     return 1;

@@ -23,6 +23,9 @@
 #define MAX_PIDS 256
 #define HZ_MAX 10000
 
+/* Long options without a short one. */
+enum { OPT_PUSH = 256, OPT_EVERY, OPT_APP, OPT_LABEL };
+
 static void usage(FILE *f)
 {
   fprintf(f,
@@ -55,18 +58,52 @@ static void usage(FILE *f)
           "                          over time, the top Lua functions "
           "stacked (FILE\n"
           "                          .html or .svg; .html is always one)\n"
+          "      --push URL          stream profiles to a Pyroscope server "
+          "as pprof, one\n"
+          "                          per process and Lua VM, labelled host, "
+          "pid, exe, vm;\n"
+          "                          URL is http[s]://HOST:PORT; -o is then "
+          "optional\n"
+          "      --every DURATION    one upload per this long, as 15s or 1m "
+          "(default 15s)\n"
+          "      --app NAME          the application name in Pyroscope "
+          "(default luaspy.EXE)\n"
+          "      --push-label KEY=VALUE\n"
+          "                          one more label (repeatable; may replace "
+          "host, pid...)\n"
           "  -h, --help              this text\n\n"
           "A raw recording (.luaspy, --format raw) keeps every sample with "
           "its time,\nthread and VM, written as it comes (a recording cut "
           "short stays\nreadable); luaspy report turns it into any output "
           "later, on any machine,\nand luaspy diff compares two. See "
           "docs/raw-format.md.\n\n"
+          "With --push, uploads run in the background and never slow "
+          "sampling: a failed\none is retried with backoff, and when the "
+          "server cannot keep up the oldest\nwaiting profile is dropped, "
+          "with a warning.\n\n"
           "Needs root (or CAP_BPF, CAP_PERFMON and CAP_SYS_PTRACE).\n\n"
           "examples:\n"
           "  luaspy record -p $(pgrep -o nginx) --children -d 30 -o nginx.svg\n"
           "  luaspy record -p PID -d 60 -o run.luaspy    # render later: "
           "luaspy report\n"
-          "  luaspy record -p PID -d 60 --timeline -o spikes.html\n");
+          "  luaspy record -p PID -d 60 --timeline -o spikes.html\n"
+          "  luaspy record -p $(pgrep -o nginx) -c --push http://pyroscope:4040\n");
+}
+
+/* A push interval: seconds, or a number with a unit: 15s, 1m, 1h. */
+static int parse_every(const char *s, double *v)
+{
+  char *end;
+  errno = 0;
+  *v = strtod(s, &end);
+  if (errno || end == s) return -1;
+  if (!strcmp(end, "m"))
+    *v *= 60;
+  else if (!strcmp(end, "h"))
+    *v *= 3600;
+  else if (*end && strcmp(end, "s"))
+    return -1;
+  return *v >= 1 && *v <= 3600 ? 0 : -1;
 }
 
 /* The output must be writable before anything is recorded. */
@@ -93,12 +130,18 @@ int cmd_record(int argc, char **argv)
       {"output", required_argument, NULL, 'o'},
       {"format", required_argument, NULL, 'f'},
       {"timeline", no_argument, NULL, 'T'},
+      {"push", required_argument, NULL, OPT_PUSH},
+      {"every", required_argument, NULL, OPT_EVERY},
+      {"app", required_argument, NULL, OPT_APP},
+      {"push-label", required_argument, NULL, OPT_LABEL},
       {"help", no_argument, NULL, 'h'},
       {NULL, 0, NULL, 0}};
+  struct push_opts po = {.every = 15};
+  const char *push_only = NULL; /* an option that needs --push */
+  char why[512];
   static pid_t pids[MAX_PIDS];
   static volatile int stop;
-  struct record_opts o = {
-      .pids = pids, .hz = 99, .output = "profile.svg", .stop = &stop};
+  struct record_opts o = {.pids = pids, .hz = 99, .stop = &stop};
   int c, html;
   opterr = 0;
   /* '+': stop at COMMAND, whose options are its own. */
@@ -127,9 +170,35 @@ int cmd_record(int argc, char **argv)
     case 'o': o.output = optarg; break;
     case 'f': o.format = optarg; break;
     case 'T': o.timeline = 1; break;
+    case OPT_PUSH:
+      if (push_check_url(optarg, why, sizeof(why)))
+        return usage_error("record", "%s", why);
+      po.url = optarg;
+      break;
+    case OPT_EVERY:
+      push_only = "--every";
+      if (parse_every(optarg, &po.every))
+        return usage_error(
+            "record", "invalid --every '%s' (1s to 1h, as 15s or 1m)", optarg);
+      break;
+    case OPT_APP:
+      push_only = "--app";
+      if (push_check_app(optarg, why, sizeof(why)))
+        return usage_error("record", "%s", why);
+      po.app = optarg;
+      break;
+    case OPT_LABEL:
+      push_only = "--push-label";
+      if (push_check_label(optarg, why, sizeof(why)))
+        return usage_error("record", "%s", why);
+      if (po.nlabels == PUSH_LABELS_MAX)
+        return usage_error("record", "more than %d --push-label",
+                           PUSH_LABELS_MAX);
+      po.labels[po.nlabels++] = optarg;
+      break;
     case 'h': usage(stdout); return 0;
     default:
-      if (optopt && strchr("pFdof", optopt))
+      if (optopt && (strchr("pFdof", optopt) || optopt >= OPT_PUSH))
         die_msg("record: option '%s' needs a value", argv[optind - 1]);
       else
         die_msg("record: unknown option '%s' (try luaspy record --help)",
@@ -147,11 +216,21 @@ int cmd_record(int argc, char **argv)
     die_msg("record: give -p PID or a COMMAND, not both");
     return 2;
   }
-  if (timeline_output(o.output, o.format, o.timeline, &html)) return 2;
-  if (html < 0 && !raw_output(o.output, o.format) &&
-      !profile_format(o.output, o.format))
-    return 2;
-  if (check_output(o.output)) return 2;
+  if (po.url)
+    o.push = &po;
+  else if (push_only)
+    return usage_error("record", "%s needs --push URL", push_only);
+  if (!o.output && o.push && (o.format || o.timeline))
+    return usage_error("record", "-f and --timeline need -o FILE with --push");
+  if (!o.output && !o.push) o.output = "profile.svg";
+  if (o.output) {
+    if (timeline_output(o.output, o.format, o.timeline, &html)) return 2;
+    if (html < 0 && !raw_output(o.output, o.format) &&
+        !profile_format(o.output, o.format))
+      return 2;
+    if (check_output(o.output)) return 2;
+  }
+  if (cli_parse_only) return 0;
   for (int i = 0; i < o.npids; i++) {
     char why[256];
     if (proc_check(pids[i], why, sizeof(why))) {

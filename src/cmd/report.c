@@ -153,6 +153,7 @@ int cmd_report(int argc, char **argv)
     return usage_error("report", "raw recordings come from luaspy record, "
                                  "not report");
   if (html < 0 && !profile_format(output, format)) return 2;
+  if (cli_parse_only) return 0;
 
   from_stdin = strcmp(input, "-") == 0;
   if (from_stdin) {

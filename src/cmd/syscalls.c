@@ -135,6 +135,7 @@ int cmd_syscalls(int argc, char **argv)
     die_msg("syscalls: --json and -o - would both write to stdout");
     return 2;
   }
+  if (cli_parse_only) return 0;
   if (proc_check(o.pid, why, sizeof(why))) {
     die_msg("%s", why);
     return 1;

@@ -371,6 +371,7 @@ int cmd_top(int argc, char **argv)
     return usage_error("top", "unexpected argument '%s'", argv[optind]);
   if (!o.rec.npids) return usage_error("top", "which processes? give -p PID");
   if (o.once && !o.duration) o.duration = o.interval;
+  if (cli_parse_only) return 0;
   for (int i = 0; i < o.rec.npids; i++) {
     char why[256];
     if (proc_check(pids[i], why, sizeof(why))) {

@@ -41,6 +41,7 @@ struct session {
   struct rtargets ts;
   struct profile *prof;
   struct rstream *stream; /* the raw file or timeline; NULL if neither */
+  struct pusher *push; /* NULL without --push */
   struct rec_stats st;
   struct fentry *fcache;
   size_t fcache_used;
@@ -143,6 +144,7 @@ static void fill_callers(struct lj_rawframe *raw, size_t n)
     }
 }
 
+/* vm: the sample's VM, NULL if unknown. */
 static void add_stack(struct session *ss, const struct ls_sample *smp,
                       const struct rtarget *t, const struct lj_vm *vm, size_t n)
 {
@@ -150,7 +152,9 @@ static void add_stack(struct session *ss, const struct ls_sample *smp,
   if (o->on_stack ? o->on_stack(ss->stack, n, 1, o->arg)
                   : profile_add(ss->prof, ss->stack, n, 1) ||
                         (ss->stream && rstream_sample(ss->stream, smp, t, vm,
-                                                      ss->stack, n)))
+                                                      ss->stack, n)) ||
+                        (ss->push && push_add(ss->push, t->pid,
+                                              vm ? vm->G : 0, ss->stack, n)))
     *o->stop = 1;
 }
 
@@ -265,6 +269,7 @@ static void record_loop(struct session *ss)
     ss->now = t = now_s();
     targets_update(&ss->ts, t);
     if (!targets_alive(&ss->ts)) break;
+    if (ss->push) push_tick(ss->push, t);
     if (t >= next_flush) {
       fcache_flush(ss);
       next_flush = t + FCACHE_FLUSH_EVERY;
@@ -375,6 +380,7 @@ int record_run(const struct record_opts *o)
     die_msg("%s", why);
     goto out;
   }
+  if (o->push && !(ss.push = push_new(o->push, o->hz))) goto out;
   if (targets_attach(&ss.ts, smp)) {
     die_msg("record: cannot pass the Lua VMs to the kernel: %s",
             strerror(errno));
@@ -395,19 +401,22 @@ int record_run(const struct record_opts *o)
     goto out;
   }
   kernel_samples = count_lost(&ss);
+  push_finish(ss.push);
+  ss.push = NULL;
   if (o->on_stack) {
     rc = 0;
     goto out;
   }
-  rc = write_output(&ss, kernel_samples) ? 1 : 0;
+  rc = o->output && write_output(&ss, kernel_samples) ? 1 : 0;
   summary_print(stderr, ss.prof, &ss.st, 10);
-  if (!rc && strcmp(o->output, "-"))
+  if (!rc && o->output && strcmp(o->output, "-"))
     fprintf(stderr, "luaspy: wrote %s\n", o->output);
   goto out;
 nomem:
   die_msg("out of memory");
 out:
   if (command > 0) stop_command(command);
+  push_finish(ss.push);
   targets_free(&ss.ts);
   sampler_close(smp);
   rstream_free(ss.stream);

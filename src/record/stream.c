@@ -78,6 +78,10 @@ struct rstream *rstream_open(const struct record_opts *o, int *none)
   struct rstream *s;
   int html;
   *none = 0;
+  if (!o->output) { /* pushing only */
+    *none = 1;
+    return NULL;
+  }
   if (timeline_output(o->output, o->format, o->timeline, &html)) return NULL;
   if (html < 0 && !raw_output(o->output, o->format)) {
     *none = 1;
