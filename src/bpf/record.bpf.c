@@ -77,6 +77,7 @@ int luaspy_sample(struct bpf_perf_event_data *ctx)
   if (!s) return 0;
   walk_sample(s, id, p, &regs);
   s->flags = flags;
+  s->time_ns = bpf_ktime_get_ns();
   if (bpf_ringbuf_output(&luaspy_events, s, sample_size(s), 0))
     count(LS_CNT_LOST);
   return 0;

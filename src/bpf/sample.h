@@ -83,6 +83,7 @@ struct ls_sample {
   __u8 partial; /* LS_OK or LS_PARTIAL_* */
   __u32 flags;
   __u32 pad;
+  __u64 time_ns; /* bpf_ktime_get_ns() when sampled */
   struct ls_frame frames[LS_MAX_FRAMES]; /* top first; nframes sent */
 };
 
