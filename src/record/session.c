@@ -350,7 +350,7 @@ int record_run(const struct record_opts *o)
   for (int i = 0; i < o->npids; i++)
     if (targets_add(&ss.ts, o->pids[i])) goto nomem;
   if (o->npids && first_discovery(&ss)) goto out;
-  if (!(smp = sampler_open(o->hz, why, sizeof(why)))) {
+  if (!(smp = sampler_open(o->hz, 0, why, sizeof(why)))) {
     die_msg("%s", why);
     goto out;
   }
@@ -373,6 +373,7 @@ int record_run(const struct record_opts *o)
   }
   sampler_counts(smp, counts);
   ss.st.lost = counts[LS_CNT_LOST];
+  ss.st.uncached = counts[LS_CNT_UNCACHED];
   rc = write_output(&ss) ? 1 : 0;
   summary_print(stderr, ss.prof, &ss.st, 10);
   if (!rc && strcmp(o->output, "-"))
