@@ -40,6 +40,15 @@ static void usage(FILE *f)
           "  -l, --lines             frames show the line running, not the "
           "line where\n"
           "                          the function is defined\n"
+          "      --native            also the native (C) frames of the "
+          "sampled thread, from\n"
+          "                          its program down to the Lua VM and "
+          "from Lua into C\n"
+          "                          (C:function or C:object+0xoff; "
+          "unwound with the\n"
+          "                          binaries' .eh_frame); costs a 16 KiB "
+          "stack copy per\n"
+          "                          sample\n"
           "  -o, --output FILE       where to write (default profile.svg); - "
           "is stdout\n"
           "  -f, --format FORMAT     svg, folded, pprof or speedscope "
@@ -94,6 +103,7 @@ int cmd_record(int argc, char **argv)
       {"frequency", required_argument, NULL, 'F'},
       {"duration", required_argument, NULL, 'd'},
       {"lines", no_argument, NULL, 'l'},
+      {"native", no_argument, NULL, 'N'},
       {"output", required_argument, NULL, 'o'},
       {"format", required_argument, NULL, 'f'},
       {"help", no_argument, NULL, 'h'},
@@ -127,6 +137,7 @@ int cmd_record(int argc, char **argv)
       }
       break;
     case 'l': o.line_mode = 1; break;
+    case 'N': o.native = 1; break;
     case 'o': o.output = optarg; break;
     case 'f': o.format = optarg; break;
     case 'h': usage(stdout); return 0;

@@ -15,6 +15,7 @@ struct record_opts {
   int hz;            /* samples per second and CPU */
   double duration;   /* seconds; 0: until Ctrl-C or the targets exit */
   int line_mode;     /* frames show the current line, not the definition's */
+  int native;        /* native frames too, unwound from a user stack copy */
   const char *output;
   const char *format; /* NULL: by output's extension */
   volatile int *stop; /* set by the signal handler */

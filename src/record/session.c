@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "../cmd/common.h"
+#include "../trace/stacks.h"
 #include "record.h"
 #include "summary.h"
 #include "targets.h"
@@ -33,6 +34,8 @@
 #define SCACHE_SIZE 4096
 #define SYMS_REFRESH_EVERY 1.0
 #define FRAME_STR_MAX (LJ_NAME_MAX + LJ_CHUNK_MAX + 32)
+/* Frames of a stack: Lua, native, a marker at the root and [kernel]. */
+#define STACK_MAX (LS_MAX_FRAMES + UNWIND_MAX_FRAMES + 2)
 
 struct fentry {
   uint64_t key[7];
@@ -54,7 +57,7 @@ struct session {
   size_t fcache_used;
   struct sentry *scache;
   size_t scache_used;
-  const char **stack; /* root first */
+  const char **stack; /* root first: STACK_MAX */
   struct lj_rawframe *raw;
   char markers[LS_PARTIAL_LOOP + 1][64];
   int progress;
@@ -246,11 +249,54 @@ static void add_keyed(struct session *ss, struct rtarget *t,
   if (profile_add_at(ss->prof, e->node, ss->stack, n, 1)) *ss->o->stop = 1;
 }
 
+static const char *native_name(struct session *ss, struct rtarget *t,
+                               uint64_t pc)
+{
+  struct lj_rawframe rf = {.kind = LJ_RAW_NATIVE, .pc = pc};
+  return frame_name(ss, t, &t->t.vms[0], &rf); /* any VM: for the layout */
+}
+
+/* record --native: the native frames, unwound from the copy of the user
+ * stack that came with the sample, merged with the Lua frames in the
+ * order offcpu uses (stack_splice). */
+static void add_native(struct session *ss, struct rtarget *t,
+                       const struct lj_vm *vm, const struct ls_sample *smp,
+                       const struct ls_native *nat, const char *mark)
+{
+  uint64_t pcs[UNWIND_MAX_FRAMES];
+  struct unwind_regs r = {.ip = nat->ip, .sp = nat->sp, .bp = nat->bp};
+  size_t ulen = nat->ulen < LS_USTACK_BYTES ? nat->ulen : LS_USTACK_BYTES;
+  size_t np = 0, n = 0, nf = smp->nframes, splice;
+  if (!t->uw) t->uw = unwinder_new(t->pid);
+  if (t->uw)
+    np = unwind_stack(t->uw, &r, nat->ustack, ulen, pcs, UNWIND_MAX_FRAMES);
+  /* In a trace, the PC is in JIT-compiled code: the trace's frame names
+   * it, and without CFI there is nothing to unwind. */
+  if (nf && smp->frames[0].kind == LS_RAW_TRACE) np = 0;
+  splice = stack_splice(&t->t, pcs, np);
+  /* The PC itself in the interpreter: it changes with every bytecode, and
+   * the Lua frames say where it is. */
+  if (splice == 0 && np) pcs[0] = 0;
+  to_raw(ss, smp, 0, nf);
+  if (mark) ss->stack[n++] = mark;
+  for (size_t i = np; i-- > splice;)
+    if (pcs[i]) ss->stack[n++] = native_name(ss, t, pcs[i]);
+  for (size_t i = nf; i-- > 0;)
+    /* The C function on top: the unwinder has it, and its callers. */
+    if (ss->raw[i].kind != LJ_RAW_NATIVE || !np)
+      ss->stack[n++] = frame_name(ss, t, vm, &ss->raw[i]);
+  for (size_t i = splice; i-- > 0;) ss->stack[n++] = native_name(ss, t, pcs[i]);
+  if (smp->flags & LS_F_KERNEL) ss->stack[n++] = "[kernel]";
+  if (!n) ss->stack[n++] = "[unknown]";
+  add_stack(ss, n);
+}
+
 static void on_sample(const struct ls_sample *smp, void *arg)
 {
   struct session *ss = arg;
   struct rtarget *t = targets_find(&ss->ts, (pid_t)smp->pid);
   const struct ls_stackkey *k = sampler_stack_key(ss->ts.smp);
+  const struct ls_native *nat = sampler_native(ss->ts.smp);
   const struct lj_vm *vm;
   const char *mark;
   size_t n = 0, nf = smp->nframes;
@@ -268,6 +314,10 @@ static void on_sample(const struct ls_sample *smp, void *arg)
   }
   vm = vm_of(t, smp->dispatch);
   mark = tally(ss, smp);
+  if (nat) {
+    add_native(ss, t, vm, smp, nat, mark);
+    return;
+  }
   if (vm && k && k->hash && smp->status == LS_WALKED && nf >= 2) {
     add_keyed(ss, t, vm, smp, k, mark);
     return;
@@ -429,7 +479,7 @@ int record_run(const struct record_opts *o)
   if (!(ss.prof = profile_new("samples")) ||
       !(ss.fcache = calloc(FCACHE_SIZE, sizeof(*ss.fcache))) ||
       !(ss.scache = calloc(SCACHE_SIZE, sizeof(*ss.scache))) ||
-      !(ss.stack = calloc(LS_MAX_FRAMES + 3, sizeof(*ss.stack))) ||
+      !(ss.stack = calloc(STACK_MAX, sizeof(*ss.stack))) ||
       !(ss.raw = calloc(LS_MAX_FRAMES, sizeof(*ss.raw)))) {
     die_msg("out of memory");
     goto out;
@@ -438,7 +488,7 @@ int record_run(const struct record_opts *o)
   for (int i = 0; i < o->npids; i++)
     if (targets_add(&ss.ts, o->pids[i])) goto nomem;
   if (o->npids && first_discovery(&ss)) goto out;
-  if (!(smp = sampler_open(o->hz, 0, why, sizeof(why)))) {
+  if (!(smp = sampler_open(o->hz, o->native, why, sizeof(why)))) {
     die_msg("%s", why);
     goto out;
   }
