@@ -40,6 +40,15 @@ local function rec(n) if n > 0 then rec(n - 1) else while true do end end end
 rec(1200)
 LUA
 
+# prog_id PID: the id of luaspy_sample as loaded by the luaspy process PID
+# (from its file descriptors: other luaspy runs on the machine have their own)
+prog_id() {
+  local id
+  for id in $(cat /proc/"$1"/fdinfo/* 2>/dev/null | awk '/^prog_id:/ {print $2}' | sort -u); do
+    bpftool prog show id "$id" 2>/dev/null | grep -q ' name luaspy_sample ' && { echo "$id"; return; }
+  done
+}
+
 # prog_stats ID: "RUN_TIME_NS RUN_CNT" of a BPF program.
 prog_stats() {
   bpftool prog show id "$1" | awk '{for (i = 1; i < NF; i++) {
@@ -57,7 +66,7 @@ bench() {
   lp=$!
   id=""
   for _ in $(seq 100); do
-    id=$(bpftool prog show 2>/dev/null | awk '/ name luaspy_sample / {sub(":", "", $1); print $1}' | tail -n 1)
+    id=$(prog_id "$lp")
     [ -n "$id" ] && break
     sleep 0.1
   done
