@@ -244,23 +244,20 @@ record_stdout() {
   ! grep -q 'unwound' "$out" || fail "summary on stdout"
 }
 
-# IDs of the loaded BPF programs named luaspy_*.
-luaspy_progs() { bpftool prog show 2>/dev/null | awk '/ name luaspy_/ {sub(":", "", $1); print $1}' | sort; }
-
 record_signal() {
   # SIGINT/SIGTERM end the recording: output written, exit 0, none of its
   # BPF programs left loaded (others' luaspy runs may come and go).
   command -v bpftool >/dev/null || skip "bpftool missing"
-  local sig pid lp out before ours
+  local sig pid lp out ours id
   pid=$(start_luajit openresty "$SEED" jit) || fail "target did not start"
   for sig in INT TERM; do
     out=$TARGETS_TMP/signal-$sig.folded
-    before=$(luaspy_progs)
     "$LUASPY" record -p "$pid" -o "$out" 2>"$out.err" &
     lp=$!
     ours=""
     for _ in $(seq 100); do
-      ours=$(comm -13 <(echo "$before") <(luaspy_progs))
+      # Its own programs, by its file descriptors.
+      ours=$(cat /proc/"$lp"/fdinfo/* 2>/dev/null | awk '/^prog_id:/ {print $2}' | sort -u)
       [ -n "$ours" ] && break
       sleep 0.1
     done
@@ -269,7 +266,9 @@ record_signal() {
     kill -"$sig" "$lp"
     wait "$lp" || fail "SIG$sig: exit status $?: $(head -c 200 "$out.err")"
     [ -s "$out" ] || fail "SIG$sig: no output written"
-    [ -z "$(comm -12 <(echo "$ours") <(luaspy_progs))" ] || fail "SIG$sig: BPF program $ours left loaded"
+    for id in $ours; do
+      ! bpftool prog show id "$id" >/dev/null 2>&1 || fail "SIG$sig: BPF program $id left loaded"
+    done
   done
   expect_target_ok "$pid"
 }
