@@ -42,7 +42,7 @@ build/bpf/vmlinux.h:
 	bpftool btf dump file /sys/kernel/btf/vmlinux format c >$@.tmp
 	mv $@.tmp $@
 
-build/bpf/%.bpf.o: src/bpf/%.bpf.c src/bpf/sample.h src/bpf/luawalk.bpf.h src/bpf/capture.bpf.h src/bpf/trace.h src/luajit/layout.h build/bpf/vmlinux.h
+build/bpf/%.bpf.o: src/bpf/%.bpf.c src/bpf/sample.h src/bpf/luawalk.bpf.h src/bpf/capture.bpf.h src/bpf/ustack.bpf.h src/bpf/trace.h src/luajit/layout.h build/bpf/vmlinux.h
 	$(BPF_CLANG) $(BPF_CFLAGS) -c -o $@ $<
 	llvm-strip -g $@ # DWARF: the skeleton needs only BTF
 

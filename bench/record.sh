@@ -11,6 +11,10 @@
 # processes, which the program drops after one map lookup; the per-sample
 # cost of a walk is therefore given for the target's samples:
 # run_time_ns / samples recorded (an upper bound).
+#
+# Also luaspy's own cost per sample once attached: its CPU time
+# (/proc/PID/schedstat, ns) and its voluntary context switches (wakeups)
+# while sampling, divided by the samples.
 set -eu
 root=$(cd "$(dirname "$0")/.." && pwd)
 LUASPY=${LUASPY:-$root/luaspy}
@@ -40,6 +44,15 @@ local function rec(n) if n > 0 then rec(n - 1) else while true do end end end
 rec(1200)
 LUA
 
+# prog_id PID: the id of luaspy_sample as loaded by the luaspy process PID
+# (from its file descriptors: other luaspy runs on the machine have their own)
+prog_id() {
+  local id
+  for id in $(cat /proc/"$1"/fdinfo/* 2>/dev/null | awk '/^prog_id:/ {print $2}' | sort -u); do
+    bpftool prog show id "$id" 2>/dev/null | grep -q ' name luaspy_sample ' && { echo "$id"; return; }
+  done
+}
+
 # prog_stats ID: "RUN_TIME_NS RUN_CNT" of a BPF program.
 prog_stats() {
   bpftool prog show id "$1" | awk '{for (i = 1; i < NF; i++) {
@@ -48,7 +61,7 @@ prog_stats() {
 }
 
 bench() {
-  local name=$1 script=$2 pid lp id stats samples
+  local name=$1 script=$2 pid lp id stats samples cpu0 cpu1 cs0 cs1
   luajit "$script" &
   pid=$!
   pids+=("$pid")
@@ -57,13 +70,17 @@ bench() {
   lp=$!
   id=""
   for _ in $(seq 100); do
-    id=$(bpftool prog show 2>/dev/null | awk '/ name luaspy_sample / {sub(":", "", $1); print $1}' | tail -n 1)
+    id=$(prog_id "$lp")
     [ -n "$id" ] && break
     sleep 0.1
   done
   [ -n "$id" ] || { echo "bench: the BPF program did not load: $(cat "$tmp/$name.err")" >&2; exit 1; }
+  cpu0=$(cut -d' ' -f1 /proc/"$lp"/schedstat)
+  cs0=$(awk '/^voluntary_ctxt_switches/ {print $2}' /proc/"$lp"/status)
   sleep "$secs"
   stats=$(prog_stats "$id") # just before the end: the same samples
+  cpu1=$(cut -d' ' -f1 /proc/"$lp"/schedstat)
+  cs1=$(awk '/^voluntary_ctxt_switches/ {print $2}' /proc/"$lp"/status)
   kill -INT "$lp"
   wait "$lp"
   kill "$pid"
@@ -72,8 +89,9 @@ bench() {
   depth=$(awk -F';' '{if (NF > m) m = NF} END {print m}' "$tmp/$name.folded")
   set -- $stats
   awk -v n="$name" -v t="$1" -v c="$2" -v s="${samples:-0}" -v d="$depth" \
-    'BEGIN {printf "%-8s depth %4d  %6d runs  %8.0f ns/run  %6d samples  %8.0f ns/sample\n",
-            n, d, c, c ? t / c : 0, s, s ? t / s : 0}'
+    -v u=$((cpu1 - cpu0)) -v w=$((cs1 - cs0)) \
+    'BEGIN {printf "%-8s depth %4d  %6d runs  %8.0f ns/run  %6d samples  %8.0f ns/sample  luaspy %6.0f ns/sample %5.2f wakeups/sample\n",
+            n, d, c, c ? t / c : 0, s, s ? t / s : 0, s ? u / s : 0, s ? w / s : 0}'
 }
 
 sysctl -q -w kernel.bpf_stats_enabled=1

@@ -189,6 +189,42 @@ record_c_helpers() {
   [ $((partial * 100)) -le $((total * 2)) ] || fail "$partial of $total samples partial"
 }
 
+QSORT=$TARGETS_TMP/qsort.lua
+SORTIT_LINE=14 # the line of `local function sortit()` below
+cat >"$QSORT" <<'LUA'
+-- record --native: Lua calls libc's qsort through the FFI, with strcmp
+-- (C) as the comparison: the time is in native frames above Lua's.
+jit.off() -- FFI calls from the interpreter: the VM's frames are unwound
+local ready = require "ready"
+local ffi = require "ffi"
+ffi.cdef [[
+void qsort(void *, size_t, size_t, int (*)(const void *, const void *));
+int strcmp(const char *, const char *);
+]]
+local N = 50000
+local orig, arr = ffi.new("char[?][16]", N), ffi.new("char[?][16]", N)
+for i = 0, N - 1 do ffi.copy(orig[i], string.format("%015d", i * 7919 % N)) end
+local cmp = ffi.cast("int (*)(const void *, const void *)", ffi.C.strcmp)
+local function sortit()
+  ffi.copy(arr, orig, N * 16)
+  ffi.C.qsort(arr, N, 16, cmp)
+end
+ready() while true do sortit() end
+LUA
+
+record_native() {
+  # --native: the program's frames from _start down to lua_pcall, the Lua
+  # frames, then qsort called from Lua, in that order (root first).
+  local out=$TARGETS_TMP/native.folded n pid
+  pid=$(start_luajit openresty "$QSORT") || fail "target did not start"
+  record_folded "$out" -p "$pid" -d 1 --native
+  n=$(count_through "$out" "^C:_start;C:__libc_start_main;.*C:main;.*C:lua_pcall;.*main chunk \([^;]*qsort.lua:0\);sortit \([^;]*qsort.lua:$SORTIT_LINE\);.*C:qsort")
+  [ "$n" -ge 5 ] || fail "$n samples of _start .. lua_pcall .. sortit .. qsort: $(grep -F 'sortit (' "$out" | head -n 2 | cut -c1-400)"
+  # Without --native, no native frame below Lua's.
+  record_folded "$TARGETS_TMP/native-lua.folded" -p "$pid" -d 0.5
+  ! grep -q 'C:_start' "$TARGETS_TMP/native-lua.folded" || fail "native frames without --native"
+}
+
 record_exit() {
   # A target that exits ends the recording, which still writes its stacks.
   local pid out=$TARGETS_TMP/exit.folded start=$SECONDS
@@ -208,23 +244,20 @@ record_stdout() {
   ! grep -q 'unwound' "$out" || fail "summary on stdout"
 }
 
-# IDs of the loaded BPF programs named luaspy_*.
-luaspy_progs() { bpftool prog show 2>/dev/null | awk '/ name luaspy_/ {sub(":", "", $1); print $1}' | sort; }
-
 record_signal() {
   # SIGINT/SIGTERM end the recording: output written, exit 0, none of its
   # BPF programs left loaded (others' luaspy runs may come and go).
   command -v bpftool >/dev/null || skip "bpftool missing"
-  local sig pid lp out before ours
+  local sig pid lp out ours id
   pid=$(start_luajit openresty "$SEED" jit) || fail "target did not start"
   for sig in INT TERM; do
     out=$TARGETS_TMP/signal-$sig.folded
-    before=$(luaspy_progs)
     "$LUASPY" record -p "$pid" -o "$out" 2>"$out.err" &
     lp=$!
     ours=""
     for _ in $(seq 100); do
-      ours=$(comm -13 <(echo "$before") <(luaspy_progs))
+      # Its own programs, by its file descriptors.
+      ours=$(cat /proc/"$lp"/fdinfo/* 2>/dev/null | awk '/^prog_id:/ {print $2}' | sort -u)
       [ -n "$ours" ] && break
       sleep 0.1
     done
@@ -233,7 +266,9 @@ record_signal() {
     kill -"$sig" "$lp"
     wait "$lp" || fail "SIG$sig: exit status $?: $(head -c 200 "$out.err")"
     [ -s "$out" ] || fail "SIG$sig: no output written"
-    [ -z "$(comm -12 <(echo "$ours") <(luaspy_progs))" ] || fail "SIG$sig: BPF program $ours left loaded"
+    for id in $ours; do
+      ! bpftool prog show id "$id" >/dev/null 2>&1 || fail "SIG$sig: BPF program $id left loaded"
+    done
   done
   expect_target_ok "$pid"
 }
@@ -330,6 +365,7 @@ case_run record_two_pids record_two_pids
 case_run record_command record_command
 case_run record_gc record_gc
 case_run record_c_helpers record_c_helpers
+case_run record_native record_native
 case_run record_exit record_exit
 case_run record_stdout record_stdout
 case_run record_signal record_signal

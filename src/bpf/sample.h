@@ -73,6 +73,7 @@ enum ls_status {
 };
 
 #define LS_F_KERNEL 1 /* sampled in the kernel; registers are the user's */
+#define LS_F_REPEAT 2 /* only frames[0] sent: the others as under the key */
 
 struct ls_sample {
   __u32 pid, tid;
@@ -83,14 +84,49 @@ struct ls_sample {
   __u8 partial; /* LS_OK or LS_PARTIAL_* */
   __u32 flags;
   __u32 pad;
-  __u64 time_ns; /* bpf_ktime_get_ns() when sampled */
+  __u64 time_ns;                         /* bpf_ktime_get_ns() when sampled */
   struct ls_frame frames[LS_MAX_FRAMES]; /* top first; nframes sent */
 };
 
+/* A sample's stack below its top frame, which changes less than the top
+ * frame's PC: record sends those frames once, then only the key. */
+struct ls_stackkey {
+  __u64 hash; /* ls_hash_frames of frames[1..nframes); 0: not keyed */
+  __u64 dispatch;
+  __u32 pid;
+  __u16 nframes;
+  __u16 gen; /* user space's stack cache, emptied when full */
+};
+
+/* What record.bpf.c sends per sample: the key (hash 0 for stacks of one
+ * frame or none), then the sample: with LS_F_REPEAT only frames[0]. With
+ * --native a struct ls_native (trace.h) comes first. */
+struct ls_record {
+  struct ls_stackkey key;
+  struct ls_sample s;
+};
+
+/* The hash of a stack key: 64 bits over every byte of the frames, so that
+ * two stacks of one VM and depth that differ share a key once in 2^64. */
+static inline __u64 ls_hash_step(__u64 h, __u64 v)
+{
+  h = (h ^ v) * 0x9e3779b97f4a7c15ull;
+  return h ^ (h >> 31);
+}
+
+static inline __u64 ls_hash_frame(__u64 h, const struct ls_frame *f)
+{
+  const __u64 *w = (const __u64 *)f;
+  _Static_assert(sizeof(*f) == 32, "a frame is four words");
+  return ls_hash_step(
+      ls_hash_step(ls_hash_step(ls_hash_step(h, w[0]), w[1]), w[2]), w[3]);
+}
+
 /* counters: per-CPU array indices. */
 enum ls_counter {
-  LS_CNT_SAMPLES, /* samples of target processes */
-  LS_CNT_LOST,    /* ... that did not fit in the ring buffer */
+  LS_CNT_SAMPLES,  /* samples of target processes */
+  LS_CNT_LOST,     /* ... that did not fit in the ring buffer */
+  LS_CNT_UNCACHED, /* ... sent as a key user space no longer had */
   LS_NCOUNTERS
 };
 

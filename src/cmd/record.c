@@ -45,6 +45,15 @@ static void usage(FILE *f)
           "  -l, --lines             frames show the line running, not the "
           "line where\n"
           "                          the function is defined\n"
+          "      --native            also the native (C) frames of the "
+          "sampled thread, from\n"
+          "                          its program down to the Lua VM and "
+          "from Lua into C\n"
+          "                          (C:function or C:object+0xoff; "
+          "unwound with the\n"
+          "                          binaries' .eh_frame); costs a 16 KiB "
+          "stack copy per\n"
+          "                          sample\n"
           "  -o, --output FILE       where to write (default profile.svg); - "
           "is stdout\n"
           "  -f, --format FORMAT     svg, folded, pprof, speedscope, raw or "
@@ -127,6 +136,7 @@ int cmd_record(int argc, char **argv)
       {"frequency", required_argument, NULL, 'F'},
       {"duration", required_argument, NULL, 'd'},
       {"lines", no_argument, NULL, 'l'},
+      {"native", no_argument, NULL, 'N'},
       {"output", required_argument, NULL, 'o'},
       {"format", required_argument, NULL, 'f'},
       {"timeline", no_argument, NULL, 'T'},
@@ -167,6 +177,7 @@ int cmd_record(int argc, char **argv)
       }
       break;
     case 'l': o.line_mode = 1; break;
+    case 'N': o.native = 1; break;
     case 'o': o.output = optarg; break;
     case 'f': o.format = optarg; break;
     case 'T': o.timeline = 1; break;

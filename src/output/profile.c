@@ -273,12 +273,44 @@ static int child(struct profile *p, uint32_t parent, uint32_t frame,
   return 0;
 }
 
+/* Walks (making them) the nodes of frames[0..nframes) from node n. */
+static int descend(struct profile *p, uint32_t *n, const char *const *frames,
+                   size_t nframes)
+{
+  for (size_t i = 0; i < nframes; i++) {
+    uint32_t f;
+    if (!frames[i]) {
+      fputs("luaspy: cannot add a NULL frame\n", stderr);
+      return -1;
+    }
+    if (intern(p, frames[i], &f) < 0 || child(p, *n, f, n) < 0) return -1;
+  }
+  return 0;
+}
+
 int profile_add(struct profile *p, const char *const *frames, size_t nframes,
                 uint64_t weight)
 {
-  uint32_t n = 0;
-
   if (nframes == 0) {
+    fputs("luaspy: cannot add an empty stack\n", stderr);
+    return -1;
+  }
+  return profile_add_at(p, 0, frames, nframes, weight);
+}
+
+int profile_prefix(struct profile *p, const char *const *frames, size_t nframes,
+                   uint32_t *node)
+{
+  *node = 0;
+  return descend(p, node, frames, nframes);
+}
+
+int profile_add_at(struct profile *p, uint32_t node, const char *const *frames,
+                   size_t nframes, uint64_t weight)
+{
+  uint32_t n = node;
+
+  if (node >= p->nnode || (node == 0 && nframes == 0)) {
     fputs("luaspy: cannot add an empty stack\n", stderr);
     return -1;
   }
@@ -287,14 +319,7 @@ int profile_add(struct profile *p, const char *const *frames, size_t nframes,
     return -1;
   }
   if (weight == 0) return 0;
-  for (size_t i = 0; i < nframes; i++) {
-    uint32_t f;
-    if (!frames[i]) {
-      fputs("luaspy: cannot add a NULL frame\n", stderr);
-      return -1;
-    }
-    if (intern(p, frames[i], &f) < 0 || child(p, n, f, &n) < 0) return -1;
-  }
+  if (descend(p, &n, frames, nframes) < 0) return -1;
   /* Totals change only now that the whole path exists: a failure above
    * leaves nodes of weight 0, which no iteration shows. */
   p->total += weight;

@@ -36,6 +36,15 @@ int profile_add(struct profile *p, const char *const *frames, size_t nframes,
                 uint64_t weight);
 uint64_t profile_total(const struct profile *p);
 
+/* For callers that add many stacks with a common prefix: the prefix's
+ * node, made with weight 0 (nodes live as long as p), then stacks that
+ * extend it. profile_add_at(p, node, frames, n, w) adds w to the stack of
+ * node followed by frames[0..n). */
+int profile_prefix(struct profile *p, const char *const *frames, size_t nframes,
+                   uint32_t *node);
+int profile_add_at(struct profile *p, uint32_t node, const char *const *frames,
+                   size_t nframes, uint64_t weight);
+
 /* Adds the stacks of a folded file: lines "root;...;leaf COUNT", blank
  * lines skipped. A bad line is reported with its line number and stops
  * the reading; stacks added before it stay. */

@@ -20,6 +20,7 @@ struct record_opts {
   int hz;             /* samples per second and CPU */
   double duration;    /* seconds; 0: until Ctrl-C or the targets exit */
   int line_mode;      /* frames show the current line, not the definition's */
+  int native;         /* native frames too, unwound from a user stack copy */
   const char *output; /* NULL: none (with push) */
   const char *format; /* NULL: by output's extension */
   int timeline;       /* --timeline: output is a timeline, not a profile */

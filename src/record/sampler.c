@@ -30,15 +30,36 @@ _Static_assert(LS_OK == LJ_OK && LS_PARTIAL_READ == LJ_PARTIAL_READ &&
                "partial reasons differ");
 _Static_assert(LJ_MAX_OBJECTS <= LS_MAX_OBJS, "too many LuaJIT objects");
 
+/* The stack cache: frames below the top one, by the key the kernel sends
+ * them under (record.bpf.c). When full, the kernel is told to key stacks
+ * with the next generation, which sends each one whole again, in a fresh
+ * table: the last generation's table stays for the samples already in
+ * the ring buffer that name it. */
+#define CACHE_SLOTS 8192 /* a power of 2; half of it used at most */
+#define CACHE_FRAMES_MAX (512 * 1024) /* 16 MiB of frames */
+
+struct cached {
+  struct ls_stackkey key;  /* hash 0: a free slot */
+  struct ls_frame *frames; /* key.nframes - 1 */
+};
+
 struct sampler {
   struct luaspy_record *skel;
   struct bpf_link **links; /* per CPU; each owns its perf event */
   int *pfds;               /* perf events not owned by a link yet */
   int ncpus;
+  int native; /* records start with a struct ls_native */
   struct ring_buffer *rb;
   sampler_fn fn;
   void *arg;
   int handled;
+  struct cached *cache[2];         /* CACHE_SLOTS each, by generation parity */
+  size_t cache_used, cache_frames; /* of the current generation's */
+  uint16_t gen;
+  uint64_t uncached;
+  struct ls_sample *whole;           /* a sample sent as a key, filled in */
+  const struct ls_stackkey *cur_key; /* of the sample being handled */
+  const struct ls_native *cur_nat;
 };
 
 static int open_cpu_clock(int cpu, int hz)
@@ -89,7 +110,7 @@ static int attach_all(struct sampler *s, int hz, char *why, size_t len)
   return 0;
 }
 
-struct sampler *sampler_open(int hz, char *why, size_t len)
+struct sampler *sampler_open(int hz, int native, char *why, size_t len)
 {
   struct sampler *s = calloc(1, sizeof(*s));
   int err;
@@ -104,9 +125,13 @@ struct sampler *sampler_open(int hz, char *why, size_t len)
     free(s);
     return NULL;
   }
+  s->native = native;
   s->links = calloc((size_t)s->ncpus, sizeof(*s->links));
   s->pfds = calloc((size_t)s->ncpus, sizeof(*s->pfds));
-  if (!s->links || !s->pfds) {
+  s->cache[0] = calloc(CACHE_SLOTS, sizeof(*s->cache[0]));
+  s->cache[1] = calloc(CACHE_SLOTS, sizeof(*s->cache[1]));
+  s->whole = malloc(sizeof(*s->whole));
+  if (!s->links || !s->pfds || !s->cache[0] || !s->cache[1] || !s->whole) {
     snprintf(why, len, "out of memory");
     goto fail;
   }
@@ -117,6 +142,7 @@ struct sampler *sampler_open(int hz, char *why, size_t len)
     goto fail;
   }
   bpf_map__set_max_entries(s->skel->maps.luaspy_scratch, (__u32)s->ncpus);
+  s->skel->rodata->native_stack = (__u32)native;
   if (bpfglue_debug_level() >= 2)
     bpf_program__set_log_level(s->skel->progs.luaspy_sample, 4 /* stats */);
   if ((err = luaspy_record__load(s->skel))) {
@@ -140,6 +166,12 @@ void sampler_close(struct sampler *s)
   for (int i = 0; s->pfds && i < s->ncpus; i++)
     if (s->pfds[i] >= 0) close(s->pfds[i]);
   luaspy_record__destroy(s->skel);
+  for (int g = 0; g < 2; g++) {
+    for (size_t i = 0; s->cache[g] && i < CACHE_SLOTS; i++)
+      free(s->cache[g][i].frames);
+    free(s->cache[g]);
+  }
+  free(s->whole);
   free(s->links);
   free(s->pfds);
   free(s);
@@ -187,15 +219,98 @@ void sampler_drop_target(struct sampler *s, pid_t pid)
   drop_vms(s, p, NULL);
 }
 
+static size_t slot_of(const struct ls_stackkey *k)
+{
+  return (size_t)(k->hash ^ (k->dispatch * 0x9e3779b97f4a7c15ull) ^ k->pid) &
+         (CACHE_SLOTS - 1);
+}
+
+static struct cached *cache_find(struct sampler *s, const struct ls_stackkey *k)
+{
+  struct cached *t = s->cache[k->gen & 1];
+  for (size_t i = slot_of(k);; i = (i + 1) & (CACHE_SLOTS - 1)) {
+    if (!t[i].key.hash) return NULL; /* never full: see cache_add */
+    if (!memcmp(&t[i].key, k, sizeof(*k))) return &t[i];
+  }
+}
+
+/* The next generation, in the table of the one before the current. */
+static void cache_next(struct sampler *s)
+{
+  struct cached *t = s->cache[(s->gen + 1) & 1];
+  for (size_t i = 0; i < CACHE_SLOTS; i++) {
+    free(t[i].frames);
+    t[i].frames = NULL;
+    t[i].key.hash = 0;
+  }
+  s->cache_used = s->cache_frames = 0;
+  s->skel->bss->stack_gen = ++s->gen;
+}
+
+/* Keeps the n frames sent under k. */
+static void cache_add(struct sampler *s, const struct ls_stackkey *k,
+                      const struct ls_frame *frames, size_t n)
+{
+  struct cached *t = s->cache[s->gen & 1];
+  struct ls_frame *copy;
+  size_t i;
+  /* Keyed before the last cache_next, or sent whole by two CPUs at once. */
+  if (k->gen != s->gen || cache_find(s, k)) return;
+  if (s->cache_used >= CACHE_SLOTS / 2 ||
+      s->cache_frames + n > CACHE_FRAMES_MAX) {
+    cache_next(s); /* the next sample of it is sent whole again */
+    return;
+  }
+  if (!(copy = malloc(n * sizeof(*copy)))) return; /* resent when missed */
+  memcpy(copy, frames, n * sizeof(*copy));
+  for (i = slot_of(k); t[i].key.hash; i = (i + 1) & (CACHE_SLOTS - 1)) continue;
+  t[i].key = *k;
+  t[i].frames = copy;
+  s->cache_used++;
+  s->cache_frames += n;
+}
+
 static int on_event(void *ctx, void *data, size_t size)
 {
   struct sampler *s = ctx;
-  const struct ls_sample *smp = data;
-  size_t head = offsetof(struct ls_sample, frames);
-  if (size < head ||
-      size < head + (size_t)smp->nframes * sizeof(struct ls_frame))
-    return 0; /* cannot happen: the BPF side sends whole records */
+  const struct ls_record *r;
+  const struct ls_sample *smp;
+  const size_t head = offsetof(struct ls_sample, frames),
+               fsz = sizeof(struct ls_frame);
+  size_t n, sent;
+  /* Short records cannot happen: the BPF side sends whole records. */
+  s->cur_nat = NULL;
+  if (s->native) {
+    if (size < sizeof(struct ls_native)) return 0;
+    s->cur_nat = data;
+    data = (char *)data + sizeof(struct ls_native);
+    size -= sizeof(struct ls_native);
+  }
+  r = data;
+  if (size < offsetof(struct ls_record, s) + head) return 0;
+  n = r->s.nframes < LS_MAX_FRAMES ? r->s.nframes : LS_MAX_FRAMES;
+  sent = r->s.flags & LS_F_REPEAT ? 1 : n;
+  if (size < offsetof(struct ls_record, s) + head + sent * fsz) return 0;
+  smp = &r->s;
+  if (r->s.flags & LS_F_REPEAT) {
+    const struct cached *c = n >= 2 ? cache_find(s, &r->key) : NULL;
+    if (!c) {
+      /* Flushed since, or never received whole: have it sent again. */
+      s->uncached++;
+      bpf_map_delete_elem(bpf_map__fd(s->skel->maps.luaspy_sent), &r->key);
+      return 0;
+    }
+    memcpy(s->whole, &r->s, head + fsz);
+    memcpy(&s->whole->frames[1], c->frames, (n - 1) * fsz);
+    s->whole->flags &= ~(__u32)LS_F_REPEAT;
+    smp = s->whole;
+  } else if (r->key.hash && n >= 2) {
+    cache_add(s, &r->key, &r->s.frames[1], n - 1);
+  }
+  s->cur_key = &r->key;
   s->fn(smp, s->arg);
+  s->cur_key = NULL;
+  s->cur_nat = NULL;
   s->handled++;
   return 0;
 }
@@ -210,9 +325,22 @@ int sampler_poll(struct sampler *s, int timeout_ms, sampler_fn fn, void *arg)
       !(s->rb = ring_buffer__new(bpf_map__fd(s->skel->maps.luaspy_events),
                                  on_event, s, NULL)))
     return -1;
+  /* Samples do not wake us (unless the buffer fills up): wait, then read
+   * what came meanwhile. */
   rc = ring_buffer__poll(s->rb, timeout_ms);
+  if (rc >= 0 || rc == -EINTR) rc = ring_buffer__consume(s->rb);
   if (rc < 0 && rc != -EINTR) return -1;
   return s->handled;
+}
+
+const struct ls_stackkey *sampler_stack_key(const struct sampler *s)
+{
+  return s->cur_key;
+}
+
+const struct ls_native *sampler_native(const struct sampler *s)
+{
+  return s->cur_nat;
 }
 
 void sampler_counts(struct sampler *s, uint64_t counts[LS_NCOUNTERS])
@@ -224,5 +352,6 @@ void sampler_counts(struct sampler *s, uint64_t counts[LS_NCOUNTERS])
     if (v && !bpf_map_lookup_elem(fd, &i, v))
       for (int c = 0; c < s->ncpus; c++) counts[i] += v[c];
   }
+  counts[LS_CNT_UNCACHED] = s->uncached; /* counted here, not in the kernel */
   free(v);
 }

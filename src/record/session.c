@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "../cmd/common.h"
+#include "../trace/stacks.h"
 #include "record.h"
 #include "stream.h"
 #include "summary.h"
@@ -28,12 +29,24 @@
  * named again. */
 #define FCACHE_SIZE 16384
 #define FCACHE_FLUSH_EVERY 2.0
+/* The profile node of each stack below its top frame, by the key the
+ * kernel gives it (sampler_stack_key): a sample of a stack seen before
+ * names only its top frame. Emptied with the frame names. */
+#define SCACHE_SIZE 4096
 #define SYMS_REFRESH_EVERY 1.0
 #define FRAME_STR_MAX (LJ_NAME_MAX + LJ_CHUNK_MAX + 32)
+/* Frames of a stack: Lua, native, a marker at the root and [kernel]. */
+#define STACK_MAX (LS_MAX_FRAMES + UNWIND_MAX_FRAMES + 2)
 
 struct fentry {
   uint64_t key[7];
   char *str;
+};
+
+struct sentry {
+  struct ls_stackkey key; /* gen 0; hash 0: a free slot */
+  uint8_t partial;        /* the marker at the root is part of the node */
+  uint32_t node;
 };
 
 struct session {
@@ -45,7 +58,9 @@ struct session {
   struct rec_stats st;
   struct fentry *fcache;
   size_t fcache_used;
-  const char **stack; /* root first */
+  struct sentry *scache;
+  size_t scache_used;
+  const char **stack; /* root first: STACK_MAX */
   struct lj_rawframe *raw;
   char markers[LS_PARTIAL_LOOP + 1][64];
   int progress;
@@ -59,6 +74,7 @@ static double now_s(void)
   return (double)ts.tv_sec + ts.tv_nsec / 1e9;
 }
 
+/* Forgets frame names and the stacks named with them. */
 static void fcache_flush(struct session *ss)
 {
   for (size_t i = 0; i < FCACHE_SIZE; i++) {
@@ -66,6 +82,8 @@ static void fcache_flush(struct session *ss)
     ss->fcache[i].str = NULL;
   }
   ss->fcache_used = 0;
+  if (ss->scache) memset(ss->scache, 0, SCACHE_SIZE * sizeof(*ss->scache));
+  ss->scache_used = 0;
 }
 
 static uint64_t hash_key(const uint64_t *k)
@@ -158,11 +176,141 @@ static void add_stack(struct session *ss, const struct ls_sample *smp,
     *o->stop = 1;
 }
 
+/* Counts smp by what came of it; the marker to put at the root, or NULL. */
+static const char *tally(struct session *ss, const struct ls_sample *smp)
+{
+  if (smp->status == LS_IDLE) {
+    ss->st.idle++;
+    return "[not running Lua]";
+  }
+  if (smp->partial != LS_OK && smp->partial <= LS_PARTIAL_LOOP) {
+    ss->st.partial[smp->partial]++;
+    return ss->markers[smp->partial];
+  }
+  if (smp->nframes == 0) {
+    ss->st.no_frames++;
+    return "[no Lua frames]";
+  }
+  ss->st.complete++;
+  return NULL;
+}
+
+/* smp's frames [from, to) as raw frames, named after their callers (the
+ * frame below, which must be in range too). */
+static void to_raw(struct session *ss, const struct ls_sample *smp, size_t from,
+                   size_t to)
+{
+  for (size_t i = from; i < to; i++) {
+    const struct ls_frame *f = &smp->frames[i];
+    ss->raw[i] = (struct lj_rawframe){.kind = f->kind,
+                                      .ftype = f->ftype,
+                                      .aux = f->aux,
+                                      .fn = f->fn,
+                                      .pc = f->pc,
+                                      .L = f->L};
+  }
+  fill_callers(ss->raw + from, to - from);
+}
+
+/* The cache slot of smp's stack below its top frame: found, or free. */
+static struct sentry *scache_slot(struct session *ss,
+                                  const struct ls_stackkey *k,
+                                  const struct ls_sample *smp)
+{
+  struct ls_stackkey key = *k;
+  const uint64_t h[7] = {k->hash, k->dispatch, k->pid, k->nframes,
+                         smp->partial};
+  size_t i;
+  key.gen = 0;
+  for (i = (size_t)hash_key(h) % SCACHE_SIZE; ss->scache[i].key.hash;
+       i = (i + 1) % SCACHE_SIZE)
+    if (!memcmp(&ss->scache[i].key, &key, sizeof(key)) &&
+        ss->scache[i].partial == smp->partial)
+      return &ss->scache[i];
+  ss->scache[i].key = key;
+  ss->scache[i].partial = smp->partial;
+  return &ss->scache[i];
+}
+
+/* A walked stack of two frames or more that the kernel keyed: the frames
+ * below the top one are named once per key (and flush), then found by it. */
+static void add_keyed(struct session *ss, struct rtarget *t,
+                      const struct lj_vm *vm, const struct ls_sample *smp,
+                      const struct ls_stackkey *k, const char *mark)
+{
+  struct sentry *e;
+  size_t n = 0, nf = smp->nframes;
+  if (ss->scache_used >= SCACHE_SIZE / 2) fcache_flush(ss);
+  e = scache_slot(ss, k, smp);
+  if (!e->node) { /* new: the node is never the root, which is 0 */
+    to_raw(ss, smp, 0, nf);
+    if (mark) ss->stack[n++] = mark;
+    for (size_t i = nf; i-- > 1;)
+      ss->stack[n++] = frame_name(ss, t, vm, &ss->raw[i]);
+    if (profile_prefix(ss->prof, ss->stack, n, &e->node)) {
+      *ss->o->stop = 1;
+      return;
+    }
+    ss->scache_used++;
+  } else {
+    to_raw(ss, smp, 0, 2);
+  }
+  n = 0;
+  ss->stack[n++] = frame_name(ss, t, vm, &ss->raw[0]);
+  if (smp->flags & LS_F_KERNEL) ss->stack[n++] = "[kernel]";
+  if (profile_add_at(ss->prof, e->node, ss->stack, n, 1)) *ss->o->stop = 1;
+}
+
+static const char *native_name(struct session *ss, struct rtarget *t,
+                               uint64_t pc)
+{
+  struct lj_rawframe rf = {.kind = LJ_RAW_NATIVE, .pc = pc};
+  return frame_name(ss, t, &t->t.vms[0], &rf); /* any VM: for the layout */
+}
+
+/* record --native: the native frames, unwound from the copy of the user
+ * stack that came with the sample, merged with the Lua frames in the
+ * order offcpu uses (stack_splice). */
+static void add_native(struct session *ss, struct rtarget *t,
+                       const struct lj_vm *vm, const struct ls_sample *smp,
+                       const struct ls_native *nat, const char *mark)
+{
+  uint64_t pcs[UNWIND_MAX_FRAMES];
+  struct unwind_regs r = {.ip = nat->ip, .sp = nat->sp, .bp = nat->bp};
+  size_t ulen = nat->ulen < LS_USTACK_BYTES ? nat->ulen : LS_USTACK_BYTES;
+  size_t np = 0, n = 0, nf = smp->nframes, splice;
+  if (!t->uw) t->uw = unwinder_new(t->pid);
+  if (t->uw)
+    np = unwind_stack(t->uw, &r, nat->ustack, ulen, pcs, UNWIND_MAX_FRAMES);
+  /* In a trace, the PC is in JIT-compiled code: the trace's frame names
+   * it, and without CFI there is nothing to unwind. */
+  if (nf && smp->frames[0].kind == LS_RAW_TRACE) np = 0;
+  splice = stack_splice(&t->t, pcs, np);
+  /* The PC itself in the interpreter: it changes with every bytecode, and
+   * the Lua frames say where it is. */
+  if (splice == 0 && np) pcs[0] = 0;
+  to_raw(ss, smp, 0, nf);
+  if (mark) ss->stack[n++] = mark;
+  for (size_t i = np; i-- > splice;)
+    if (pcs[i]) ss->stack[n++] = native_name(ss, t, pcs[i]);
+  for (size_t i = nf; i-- > 0;)
+    /* The C function on top: the unwinder has it, and its callers. */
+    if (ss->raw[i].kind != LJ_RAW_NATIVE || !np)
+      ss->stack[n++] = frame_name(ss, t, vm, &ss->raw[i]);
+  for (size_t i = splice; i-- > 0;) ss->stack[n++] = native_name(ss, t, pcs[i]);
+  if (smp->flags & LS_F_KERNEL) ss->stack[n++] = "[kernel]";
+  if (!n) ss->stack[n++] = "[unknown]";
+  add_stack(ss, smp, t, vm, n);
+}
+
 static void on_sample(const struct ls_sample *smp, void *arg)
 {
   struct session *ss = arg;
   struct rtarget *t = targets_find(&ss->ts, (pid_t)smp->pid);
+  const struct ls_stackkey *k = sampler_stack_key(ss->ts.smp);
+  const struct ls_native *nat = sampler_native(ss->ts.smp);
   const struct lj_vm *vm;
+  const char *mark;
   size_t n = 0, nf = smp->nframes;
   if (!t || !t->has_vms) return; /* dropped from the maps just now */
   ss->st.received++;
@@ -178,28 +326,20 @@ static void on_sample(const struct ls_sample *smp, void *arg)
   }
   vm = vm_of(t, smp->dispatch);
   if (smp->status != LS_IDLE) ss->st.vm[stats_vmclass(smp->vmstate)]++;
-  for (size_t i = 0; i < nf; i++) {
-    const struct ls_frame *f = &smp->frames[i];
-    ss->raw[i] = (struct lj_rawframe){.kind = f->kind,
-                                      .ftype = f->ftype,
-                                      .aux = f->aux,
-                                      .fn = f->fn,
-                                      .pc = f->pc,
-                                      .L = f->L};
+  mark = tally(ss, smp);
+  if (nat) {
+    add_native(ss, t, vm, smp, nat, mark);
+    return;
   }
-  fill_callers(ss->raw, nf);
-  if (smp->status == LS_IDLE) {
-    ss->st.idle++;
-    ss->stack[n++] = "[not running Lua]";
-  } else if (smp->partial != LS_OK && smp->partial <= LS_PARTIAL_LOOP) {
-    ss->st.partial[smp->partial]++;
-    ss->stack[n++] = ss->markers[smp->partial];
-  } else if (nf == 0) {
-    ss->st.no_frames++;
-    ss->stack[n++] = "[no Lua frames]";
-  } else {
-    ss->st.complete++;
+  /* Only the profile can take a stack by its cached prefix: top, raw
+   * recordings, timelines and pushes get every stack whole. */
+  if (vm && k && k->hash && smp->status == LS_WALKED && nf >= 2 &&
+      !ss->o->on_stack && !ss->stream && !ss->push) {
+    add_keyed(ss, t, vm, smp, k, mark);
+    return;
   }
+  to_raw(ss, smp, 0, nf);
+  if (mark) ss->stack[n++] = mark;
   for (size_t i = nf; i-- > 0;)
     ss->stack[n++] = frame_name(ss, t, vm, &ss->raw[i]);
   /* Time in a system call, on top of the C function that made it. */
@@ -214,6 +354,7 @@ static uint64_t count_lost(struct session *ss)
   uint64_t c[LS_NCOUNTERS];
   sampler_counts(ss->ts.smp, c);
   ss->st.lost = c[LS_CNT_LOST];
+  ss->st.uncached = c[LS_CNT_UNCACHED];
   return c[LS_CNT_SAMPLES];
 }
 
@@ -367,7 +508,8 @@ int record_run(const struct record_opts *o)
              lj_partial_name((enum lj_partial)i));
   if (!(ss.prof = profile_new("samples")) ||
       !(ss.fcache = calloc(FCACHE_SIZE, sizeof(*ss.fcache))) ||
-      !(ss.stack = calloc(LS_MAX_FRAMES + 3, sizeof(*ss.stack))) ||
+      !(ss.scache = calloc(SCACHE_SIZE, sizeof(*ss.scache))) ||
+      !(ss.stack = calloc(STACK_MAX, sizeof(*ss.stack))) ||
       !(ss.raw = calloc(LS_MAX_FRAMES, sizeof(*ss.raw)))) {
     die_msg("out of memory");
     goto out;
@@ -376,7 +518,7 @@ int record_run(const struct record_opts *o)
   for (int i = 0; i < o->npids; i++)
     if (targets_add(&ss.ts, o->pids[i])) goto nomem;
   if (o->npids && first_discovery(&ss)) goto out;
-  if (!(smp = sampler_open(o->hz, why, sizeof(why)))) {
+  if (!(smp = sampler_open(o->hz, o->native, why, sizeof(why)))) {
     die_msg("%s", why);
     goto out;
   }
@@ -422,6 +564,7 @@ out:
   rstream_free(ss.stream);
   if (ss.fcache) fcache_flush(&ss);
   free(ss.fcache);
+  free(ss.scache);
   free(ss.stack);
   free(ss.raw);
   profile_free(ss.prof);

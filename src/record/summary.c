@@ -54,6 +54,9 @@ static void print_reasons(FILE *f, const struct rec_stats *st)
   if (st->lost)
     fprintf(f, "  lost (ring buffer full): %llu\n",
             (unsigned long long)st->lost);
+  if (st->uncached)
+    fprintf(f, "  lost (stack no longer cached): %llu\n",
+            (unsigned long long)st->uncached);
 }
 
 void summary_print(FILE *f, const struct profile *p, const struct rec_stats *st,
@@ -63,7 +66,7 @@ void summary_print(FILE *f, const struct profile *p, const struct rec_stats *st,
   struct fstat **v = NULL;
   uint64_t total = profile_total(p);
   size_t k = 0;
-  if (!st->received && !st->lost) {
+  if (!st->received && !st->lost && !st->uncached) {
     fprintf(f, "luaspy: 0 samples: the targets did not run on a CPU\n");
     return;
   }

@@ -24,9 +24,10 @@ enum rec_vmclass {
 };
 
 struct rec_stats {
-  uint64_t received;                     /* samples that reached user space */
-  uint64_t lost;                         /* ... that did not (ring full) */
-  uint64_t complete;                     /* whole stacks */
+  uint64_t received; /* samples that reached user space */
+  uint64_t lost;     /* ... that did not (ring full) */
+  uint64_t uncached; /* ... sent as a stack key user space no longer had */
+  uint64_t complete; /* whole stacks */
   uint64_t partial[LS_PARTIAL_LOOP + 1]; /* by reason (index 0 unused) */
   uint64_t no_vm, idle, no_frames;
   uint64_t vm[REC_VM_N]; /* samples of a VM running Lua, by its state */

@@ -208,6 +208,7 @@ void targets_free(struct rtargets *ts)
 {
   for (size_t i = 0; i < ts->n; i++) {
     lj_symbolizer_free(ts->v[i]->sym);
+    unwinder_free(ts->v[i]->uw);
     lj_target_free(&ts->v[i]->t);
     free(ts->v[i]);
   }

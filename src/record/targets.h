@@ -10,6 +10,7 @@
 #include <stdint.h>
 
 #include "../luajit/luajit.h"
+#include "../unwind/unwind.h"
 #include "sampler.h"
 
 struct rtarget {
@@ -19,13 +20,14 @@ struct rtarget {
   int gone;    /* exited */
   struct lj_target t;
   struct lj_symbolizer *sym;
-  double syms_at;     /* when sym may read the mappings again */
-  double next_try;    /* when to run discovery again (monotonic s) */
-  double again;       /* the wait before that */
-  int tries;          /* discoveries that found no VM */
-  uint64_t novm;      /* samples whose VM the kernel could not tell */
-  uint64_t novm_seen; /* novm at the last discovery */
-  char why[256];      /* the last discovery failure */
+  struct unwinder *uw; /* record --native: made on the first sample */
+  double syms_at;      /* when sym may read the mappings again */
+  double next_try;     /* when to run discovery again (monotonic s) */
+  double again;        /* the wait before that */
+  int tries;           /* discoveries that found no VM */
+  uint64_t novm;       /* samples whose VM the kernel could not tell */
+  uint64_t novm_seen;  /* novm at the last discovery */
+  char why[256];       /* the last discovery failure */
 };
 
 struct rtargets {

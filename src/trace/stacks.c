@@ -62,11 +62,12 @@ static const struct lj_vm *vm_of(const struct ttarget *tt, uint64_t dispatch)
   return NULL;
 }
 
-static int in_vm_code(const struct ttarget *tt, uint64_t pc)
+size_t stack_splice(const struct lj_target *t, const uint64_t *pcs, size_t np)
 {
-  for (size_t i = 0; i < tt->t.nvms; i++)
-    if (pc >= tt->t.vms[i].code_lo && pc < tt->t.vms[i].code_hi) return 1;
-  return 0;
+  for (size_t i = 0; i < np; i++)
+    for (size_t v = 0; v < t->nvms; v++)
+      if (pcs[i] >= t->vms[v].code_lo && pcs[i] < t->vms[v].code_hi) return i;
+  return np;
 }
 
 static void from_lj(struct tframe *f, const struct lj_frame *lf)
@@ -171,14 +172,8 @@ size_t ttarget_stack(struct ttarget *tt, const struct ls_event *ev,
   size_t ulen = ev->nat.ulen < LS_USTACK_BYTES ? ev->nat.ulen : LS_USTACK_BYTES;
   size_t np =
       unwind_stack(tt->uw, &r, ev->nat.ustack, ulen, pcs, UNWIND_MAX_FRAMES);
-  size_t n = 0, splice = np, nl;
+  size_t n = 0, splice = stack_splice(&tt->t, pcs, np), nl;
   struct tframe *f = tt->frames;
-  /* pcs is innermost first: the innermost VM frame is the splice point. */
-  for (size_t i = 0; i < np; i++)
-    if (in_vm_code(tt, pcs[i])) {
-      splice = i;
-      break;
-    }
   for (size_t i = np; i-- > splice;) native(tt, &f[n++], pcs[i]);
   nl = lua_frames(tt, &ev->lua, 1, &f[n]);
   n += nl;

@@ -52,6 +52,13 @@ void ttarget_close(struct ttarget *tt);
  * luaspy_procs and luaspy_vms (fds). Returns 0 or -1 (errno). */
 int ttarget_push(const struct ttarget *tt, int procs_fd, int vms_fd);
 
+/* Where the Lua frames of a sample go among its native frames pcs[0..np)
+ * (innermost first, as unwind_stack gives them), by the order above: the
+ * innermost frame in a VM's assembler code, or np when there is none.
+ * Root first, the stack is pcs[np-1] .. pcs[splice], the Lua frames, then
+ * pcs[splice-1] .. pcs[0]. Shared by offcpu, syscalls and record. */
+size_t stack_splice(const struct lj_target *t, const uint64_t *pcs, size_t np);
+
 /* Names ev's stacks into tt->frames, root first; with_kernel: its kernel
  * frames too. Returns how many. */
 size_t ttarget_stack(struct ttarget *tt, const struct ls_event *ev,
