@@ -2,9 +2,11 @@
 ** Sampled allocations and their liveness (see leaks.h).
 */
 #define _GNU_SOURCE
+#include <errno.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "../cmd/common.h"
 #include "../heap/heap.h"
@@ -133,9 +135,10 @@ static int same_block(struct tmem *mem, const struct sample *smp)
          size == (want16 < 32 ? 32 : want16);
 }
 
-/* Marks the samples of VM i alive that its heap walk reached. */
+/* Walk `pass` 0 marks the samples of VM i alive that the walk reaches;
+ * walk 1 keeps only those it reaches again. */
 static int judge_vm(struct leakset *ls, struct ttarget *tt, struct tmem *mem,
-                    size_t i, struct leakrun *r)
+                    size_t i, int pass, struct leakrun *r)
 {
   const struct heap_limits lim = {.max_objects = 50000000,
                                   .max_entries = 10000000};
@@ -157,10 +160,10 @@ static int judge_vm(struct leakset *ls, struct ttarget *tt, struct tmem *mem,
   for (size_t k = 0; k < ls->n; k++) {
     struct sample *smp = &ls->v[k];
     if (smp->vm != (int32_t)i) continue;
-    if ((!addrmap_get(&s.seen, smp->block, &idx) ||
-         !addrmap_get(&parts, smp->block, &idx)) &&
-        same_block(mem, smp))
-      smp->alive = 1;
+    int found = (!addrmap_get(&s.seen, smp->block, &idx) ||
+                 !addrmap_get(&parts, smp->block, &idx)) &&
+                same_block(mem, smp);
+    smp->alive = pass ? smp->alive && found : found;
   }
 out:
   addrmap_free(&parts);
@@ -168,18 +171,28 @@ out:
   return rc;
 }
 
+/* A block freed after it was sampled and reused for a live object of the
+ * same size would pass one walk: most such reuses are by requests in
+ * flight, whose objects are gone a moment later. Two walks, recheck_s
+ * apart, must both find a sample for it to be alive. */
 int leaks_judge(struct leakset *ls, struct ttarget *tt, uint64_t now_ns,
-                struct leakrun *r)
+                double recheck_s, struct leakrun *r)
 {
   struct tmem *mem = tmem_new(tt->pid, CACHE_BYTES);
+  struct timespec ts = {(time_t)recheck_s,
+                        (long)((recheck_s - (time_t)recheck_s) * 1e9)};
   int rc = 0;
   if (!mem) {
     die_msg("leaks: out of memory");
     return -1;
   }
   ls->now_ns = now_ns;
-  for (size_t i = 0; i < tt->t.nvms && !rc; i++)
-    rc = judge_vm(ls, tt, mem, i, r);
+  for (int pass = 0; pass < 2 && !rc; pass++) {
+    if (pass)
+      while (nanosleep(&ts, &ts) && errno == EINTR) continue;
+    for (size_t i = 0; i < tt->t.nvms && !rc; i++)
+      rc = judge_vm(ls, tt, mem, i, pass, r);
+  }
   tmem_free(mem);
   for (size_t k = 0; k < ls->n && !rc; k++) {
     const struct sample *smp = &ls->v[k];
@@ -352,6 +365,13 @@ int leaks_report_json(const struct leakset *ls, const struct leakrun *r,
   json_uint(j, r->skipped);
   json_key(j, "heap_incomplete");
   json_str(j, r->incomplete);
+  json_key(j, "allocator");
+  json_begin_obj(j);
+  json_key(j, "object");
+  json_str(j, r->alloc_path);
+  json_key(j, "offset");
+  json_uint(j, r->alloc_offset);
+  json_end_obj(j);
   json_key(j, "sites");
   json_begin_arr(j);
   for (size_t i = 0; i < n; i++) {

@@ -24,6 +24,8 @@ struct leakrun {
   uint64_t gc_before, gc_after; /* g->gc.total of all VMs */
   uint64_t skipped;             /* heap objects that failed validation */
   const char *incomplete;       /* why a heap walk stopped early */
+  const char *alloc_path;       /* the allocator probed: its object, */
+  uint64_t alloc_offset;        /* and offset in that file */
   int top;
 };
 
@@ -36,10 +38,11 @@ void leaks_free(struct leakset *ls);
 int leaks_add(struct leakset *ls, int vm, uint64_t block, uint64_t bytes,
               uint64_t ts, const struct tframe *frames, size_t n);
 
-/* Walks the heaps of tt's VMs and marks the samples still alive; r gets
- * what the walks skipped. Returns 0, or -1 after a message. */
+/* Walks the heaps of tt's VMs twice, recheck_s apart, and marks the
+ * samples both walks find alive; r gets what the walks skipped. Returns
+ * 0, or -1 after a message. */
 int leaks_judge(struct leakset *ls, struct ttarget *tt, uint64_t now_ns,
-                struct leakrun *r);
+                double recheck_s, struct leakrun *r);
 
 void leaks_report_text(const struct leakset *ls, const struct leakrun *r,
                        FILE *f);

@@ -20,12 +20,14 @@
 #include "window.h"
 
 #define POLL_MS 100
+#define RECHECK_S 0.5 /* between leaks' two heap walks */
 #define TOP_FUNCTIONS 10
 /* What one allocator call costs the target while a probe is attached: a
- * trap into the kernel and back, single-stepping the probed instruction
- * (measured here: about 22 us; bench/README.md). The uretprobe of leaks
- * adds one more. */
-#define TRAP_S 25e-6
+ * trap into the kernel and back, single-stepping the probed instruction:
+ * about 22 us on this machine when quiet, several times that when busy
+ * (bench/README.md). The budget takes the high figure, capped by the time
+ * the probes were in place. The uretprobe of leaks adds one more trap. */
+#define TRAP_S 100e-6
 
 struct arun {
   const struct alloc_opts *o;
@@ -137,7 +139,10 @@ static int sample(struct arun *ar, const char *cmd, double start)
       if (allocprobe_attach(&ar->ap, cmd)) rc = 1;
       window_attached(&ar->win, t = mono_now());
       break;
-    case WINDOW_DETACH: allocprobe_detach(&ar->ap); break;
+    case WINDOW_DETACH:
+      allocprobe_detach(&ar->ap);
+      window_detached(&ar->win, t = mono_now());
+      break;
     case WINDOW_STAY: break;
     }
     if (rc) break;
@@ -200,6 +205,8 @@ static int finish_leaks(struct arun *ar, double seconds, uint64_t gc_before)
                       .probed_s = ar->win.on_total,
                       .windows = ar->win.count,
                       .gc_before = gc_before,
+                      .alloc_path = ar->ap.sites[0].path,
+                      .alloc_offset = ar->ap.sites[0].offset,
                       .top = o->top};
   uint64_t c[LS_NACOUNTERS];
   struct timespec now;
@@ -216,7 +223,7 @@ static int finish_leaks(struct arun *ar, double seconds, uint64_t gc_before)
   clock_gettime(CLOCK_MONOTONIC, &now);
   if (leaks_judge(ar->ls, &ar->tt,
                   (uint64_t)now.tv_sec * 1000000000ull + (uint64_t)now.tv_nsec,
-                  &r))
+                  RECHECK_S, &r))
     return 1;
   if (o->output && leaks_flame(ar->ls, o->output, o->format)) return 1;
   if (o->json) return leaks_report_json(ar->ls, &r, stdout) ? 1 : 0;

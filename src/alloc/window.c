@@ -31,9 +31,13 @@ enum window_step window_tick(struct window *w, double now, uint64_t calls)
 {
   if (now < w->next) return WINDOW_STAY;
   if (w->on) {
-    double cost = (double)(calls - w->calls0) * w->trap_s, off;
+    /* At most the whole time a probe was in place: attaching included. */
+    double held = now - w->began,
+           cost = (double)(calls - w->calls0) * w->trap_s, off;
+    if (cost > held) cost = held;
     w->on = 0;
     w->on_total += now - w->opened;
+    w->closing = now;
     off = cost / w->budget - (now - w->opened);
     if (off < MIN_OFF_WINDOWS * w->on_s) off = MIN_OFF_WINDOWS * w->on_s;
     if (off > MAX_OFF_S) off = MAX_OFF_S;
@@ -45,11 +49,19 @@ enum window_step window_tick(struct window *w, double now, uint64_t calls)
     return WINDOW_STAY;
   }
   w->on = 1;
-  w->opened = now;
+  w->began = w->opened = now;
   w->calls0 = calls;
   w->count++;
   w->next = now + w->on_s;
   return WINDOW_ATTACH;
+}
+
+void window_detached(struct window *w, double now)
+{
+  /* Detaching waits for the kernel (an RCU grace period): part of that
+   * time the probe may still trap, so it counts against the budget. */
+  w->next += (now - w->closing) / w->budget;
+  if (w->next > now + MAX_OFF_S) w->next = now + MAX_OFF_S;
 }
 
 void window_attached(struct window *w, double now)

@@ -3,12 +3,14 @@
 ** the time the target loses to probe traps stays within a budget.
 **
 ** While attached, each allocator call costs the target a trap into the
-** kernel (about 6-25 us, see bench/README.md) instead of tens of
-** nanoseconds, so an allocation-bound loop runs hundreds of times slower
-** for that window. A window of on_s seconds that saw `calls` calls cost
-** about calls * trap_s; the next window opens after that cost divided by
-** the budget (the share of time the target may lose), at a random point
-** of that interval so that windows do not lock onto the target's periods.
+** kernel (6-25 us on a quiet machine here, far more on a busy one; see
+** bench/README.md) instead of tens of nanoseconds, so an allocation-bound
+** loop runs hundreds of times slower for that window. A window that saw
+** `calls` calls cost about calls * trap_s, but never more than the time
+** the probes were in place (attaching and detaching included); the next
+** window opens after that cost divided by the budget (the share of time
+** the target may lose), at a random point of that interval so that
+** windows do not lock onto the target's periods.
 */
 #ifndef LUASPY_ALLOC_WINDOW_H
 #define LUASPY_ALLOC_WINDOW_H
@@ -22,7 +24,9 @@ struct window {
   double end_s;    /* no window opens after this (0: no end) */
   int on;          /* attached now */
   double next;     /* when to attach or detach next */
-  double opened;   /* when the current window opened */
+  double began;    /* when attaching the current window's probes began */
+  double opened;   /* when they were all attached */
+  double closing;  /* when the last window was due to close */
   uint64_t calls0; /* the calls counter then */
   unsigned count;  /* windows opened so far */
   double on_total; /* seconds attached so far */
@@ -40,6 +44,8 @@ enum window_step window_tick(struct window *w, double now, uint64_t calls);
 /* The probes are attached now (attaching takes a while): the window
  * starts now. */
 void window_attached(struct window *w, double now);
+/* The probes are detached now. */
+void window_detached(struct window *w, double now);
 /* Seconds from now until window_tick has something to do. */
 double window_wait(const struct window *w, double now);
 
