@@ -129,6 +129,14 @@ jit_storm() {
     fail "syscalls: $(jq -c '.syscalls' "$out")"
   jq -e 'any(.verdicts[]; .kind == "mcode-storm" and (.locations | index("jit_storm.lua:48")))' "$out" >/dev/null ||
     fail "mcode-storm verdict does not name jit_storm.lua:48: $(jq -c '.verdicts' "$out")"
+  # The sampled backtraces of the mmaps: native allocator frames, then the
+  # hot loop's Lua frame, in the naming contract.
+  jq -e '.syscalls.backtraces.mmap.sampled > 0 and .syscalls.backtraces.mmap.top[0].site == "jit_storm.lua:48" and
+         any(.syscalls.backtraces.mmap.top[0].frames[]; .frame == "hot (jit_storm.lua:48)" and .kind == "lua") and
+         (.syscalls.backtraces.mmap.top[0].frames[0].frame | startswith("C:"))' "$out" >/dev/null ||
+    fail "mmap backtraces: $(jq -c '.syscalls.backtraces.mmap | {sampled, top: [.top[] | {site, frames: [.frames[].frame]}]}' "$out")"
+  jq -e 'any(.verdicts[]; .kind == "mcode-storm" and (.text | contains("from Lua at hot (jit_storm.lua:48)")))' "$out" >/dev/null ||
+    fail "mcode-storm verdict does not name the Lua code making the mmaps: $(jq -c '[.verdicts[].text]' "$out")"
   expect_target_ok "$pid"
 }
 
