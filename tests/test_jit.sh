@@ -6,7 +6,9 @@
 # too small maxmcode gives a flush-loop, a path that gets hot late a
 # late-compiles verdict (and none with --write --decay 1); an address space
 # crowded around the VM gives the mcode storm of the Traffic Server report,
-# which --write --jit-off stops. Bad input fails cleanly.
+# which --write --jit-off stops, the mmap backtraces naming the hot loop;
+# traffic_server+tslua compiles its remap loop in each Lua state with no
+# verdict. Bad input fails cleanly.
 set -u
 . "$(dirname "$0")/lib/harness.sh"
 
@@ -156,6 +158,47 @@ jit_off() {
   expect_target_ok "$pid"
 }
 
+# traffic_server with tests/targets/ats/jit_hot.lua as its "/" remap
+# (start_ats takes its Lua from TARGETS_DIR): two remap Lua states.
+JIT_HOT=$ROOT/tests/targets/ats/jit_hot.lua
+line_of() { grep -n -F -- "$2" "$1" | head -n 1 | cut -d: -f1; }
+start_jit_ats() {
+  local dir=$TARGETS_TMP/jit-targets
+  mkdir -p "$dir/ats"
+  cp "$ROOT/tests/targets/ready.lua" "$dir/"
+  cp "$ROOT/tests/targets/ats/global.lua" "$ROOT/tests/targets/ats/spin.lua" "$dir/ats/"
+  cp "$JIT_HOT" "$dir/ats/hello.lua"
+  ATS_LUA_STATES=2 TARGETS_DIR=$dir start_ats
+}
+
+jit_ats() {
+  local pid port out=$TARGETS_TMP/ats.$$.json line vms
+  command -v curl >/dev/null || skip "curl missing"
+  pid=$(start_jit_ats) || skip "traffic_server did not start"
+  port=$(target_port "$pid")
+  # Requests from 4 clients, so that both net threads (and their Lua
+  # states) serve some, before and during the window.
+  local t0=$SECONDS lps=() i
+  seq 40 | xargs -P 4 -I{} curl -s -m 5 -o /dev/null "http://127.0.0.1:$port/r{}"
+  for i in 1 2 3 4; do
+    (while :; do curl -s -m 5 -o /dev/null "http://127.0.0.1:$port/w$i"; done) &
+    lps+=($!)
+  done
+  echo "the first 40 requests took $((SECONDS - t0)) s"
+  jit_json "$out" -p "$pid" -d 2 --warmup 600
+  kill "${lps[@]}" 2>/dev/null
+  line=$(line_of "$JIT_HOT" "for i = 1, n do")
+  # chunk names are the script's full path
+  vms=$(jq --arg loc "/hello.lua:$line" '[.vms[] | select(any(.trace_list[]; .start | endswith($loc)))] | length' "$out")
+  echo "VMs: $(jq '.vms | length' "$out"), with a trace at hello.lua:$line: $vms"
+  [ "$vms" -ge 2 ] || fail "no VM compiled the remap's loop: $(jq -c '[.vms[] | [.trace_list[].start]]' "$out")"
+  jq -e '.verdicts == []' "$out" >/dev/null || fail "verdicts for a healthy traffic_server: $(jq -c '.verdicts' "$out")"
+  jq -e '.syscalls.traced | not' "$out" >/dev/null ||
+    jq -e '.syscalls.backtraces | has("mmap") and has("munmap") and has("mprotect")' "$out" >/dev/null ||
+    fail "no backtraces object: $(jq -c '.syscalls | keys' "$out")"
+  expect_target_ok "$pid"
+}
+
 jit_text_and_timeline() {
   local pid out=$TARGETS_TMP/text.$$ svg=$TARGETS_TMP/tl.$$.svg html=$TARGETS_TMP/tl.$$.html
   pid=$(start_luajit openresty jit_flush.lua) || fail "target did not start"
@@ -196,6 +239,7 @@ for flavor in "${FLAVORS[@]}"; do
   case_run "jit: $flavor crowded address space: mcode-storm" jit_storm "$flavor"
   case_run "jit: $flavor --write --jit-off stops the storm" jit_off "$flavor"
 done
+case_run "jit: traffic_server tslua remap with a hot loop: traces per VM, no verdict" jit_ats
 case_run "jit: text output and timeline (svg, html)" jit_text_and_timeline
 case_run "jit bad: --decay without --write" bad_usage -p 1 --decay 1
 case_run "jit bad: --write alone" bad_usage -p 1 --write
