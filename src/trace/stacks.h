@@ -53,7 +53,8 @@ void ttarget_close(struct ttarget *tt);
 int ttarget_push(const struct ttarget *tt, int procs_fd, int vms_fd);
 
 /* Names ev's stacks into tt->frames, root first; with_kernel: its kernel
- * frames too. Returns how many. */
+ * frames too (only those when ev has no user registers, ip 0). Returns
+ * how many. */
 size_t ttarget_stack(struct ttarget *tt, const struct ls_event *ev,
                      int with_kernel);
 
