@@ -25,6 +25,7 @@
 #include "mmwatch.h"
 
 #define TIDS 256 /* threads followed for mmap/munmap pairs (hashed) */
+#define JIT_MM_STACK_RING (4u << 20)
 
 struct last_mmap {
   uint32_t tid;
@@ -185,6 +186,10 @@ struct jit_mmwatch *jit_mm_open(struct jit_watch *w, double seconds, char *why,
   int ncpus = libbpf_num_possible_cpus();
   bpf_map__set_max_entries(m->skel->maps.luaspy_scratch,
                            ncpus > 0 ? (__u32)ncpus : 1);
+  /* Sampled stacks come at most 3 * 10 * JIT_MM_STACKS_PER_TICK a second,
+   * about 10 MiB/s, read every 10 ms: the 64 MiB of offcpu and syscalls
+   * would only be memory mapped into luaspy (and counted in its RSS). */
+  bpf_map__set_max_entries(m->skel->maps.luaspy_events, JIT_MM_STACK_RING);
   struct jit_mm_config *c = (struct jit_mm_config *)&m->skel->rodata->cfg;
   c->tgid = (uint32_t)w->pid;
   for (size_t i = 0; i < w->nvms && i < JIT_MM_MAX_VMS; i++) {
