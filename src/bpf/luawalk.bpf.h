@@ -437,9 +437,10 @@ static __always_inline void walk_vm(struct ls_sample *s,
       push(s, LS_RAW_VM, 0, vmstate, 0, 0, 0);
     /* A C helper or the host saved the PC in the innermost C frame. */
     if (cur.cframe && rd64((cur.cframe & ~3ull) + lay->cf_pc, &pc)) pc = 0;
-    /* lj_vm_cpcall (how the VM runs the compiler, trace_state) saves L as
-     * its PC and pushes no Lua frame: the PC is in the C frame below. */
-    if (pc == curL && cur.cframe &&
+    /* The compiler runs under lj_vm_cpcall (trace_state), which saves L
+     * as its PC and pushes no Lua frame: the PC is in the C frame below. */
+    if (vmstate <= LJ_VMST_RECORD && vmstate >= LJ_VMST_ASM && pc == curL &&
+        cur.cframe &&
         (rd64((cur.cframe & ~3ull) + lay->cf_prev, &cf) ||
          rd64((cf & ~3ull) + lay->cf_pc, &pc)))
       pc = 0;
