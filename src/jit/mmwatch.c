@@ -38,7 +38,7 @@ struct jit_mmwatch {
   struct ring_buffer *rb;
   struct ttarget tt; /* naming the stacks */
   int tt_open;
-  uint64_t unnamed;
+  uint64_t unnamed; /* stacks not kept: no memory */
   uint64_t t0_ns, mark_ns;
   struct last_mmap last[TIDS];
   struct jit_mm_stats st;
