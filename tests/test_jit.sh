@@ -6,7 +6,9 @@
 # too small maxmcode gives a flush-loop, a path that gets hot late a
 # late-compiles verdict (and none with --write --decay 1); an address space
 # crowded around the VM gives the mcode storm of the Traffic Server report,
-# which --write --jit-off stops. Bad input fails cleanly.
+# which --write --jit-off stops, the mmap backtraces naming the hot loop;
+# traffic_server+tslua compiles its remap loop in each Lua state with no
+# verdict. Bad input fails cleanly.
 set -u
 . "$(dirname "$0")/lib/harness.sh"
 
@@ -129,6 +131,14 @@ jit_storm() {
     fail "syscalls: $(jq -c '.syscalls' "$out")"
   jq -e 'any(.verdicts[]; .kind == "mcode-storm" and (.locations | index("jit_storm.lua:48")))' "$out" >/dev/null ||
     fail "mcode-storm verdict does not name jit_storm.lua:48: $(jq -c '.verdicts' "$out")"
+  # The sampled backtraces of the mmaps: native allocator frames, then the
+  # hot loop's Lua frame, in the naming contract.
+  jq -e '.syscalls.backtraces.mmap.sampled > 0 and .syscalls.backtraces.mmap.top[0].site == "jit_storm.lua:48" and
+         any(.syscalls.backtraces.mmap.top[0].frames[]; .frame == "hot (jit_storm.lua:48)" and .kind == "lua") and
+         (.syscalls.backtraces.mmap.top[0].frames[0].frame | startswith("C:"))' "$out" >/dev/null ||
+    fail "mmap backtraces: $(jq -c '.syscalls.backtraces.mmap | {sampled, top: [.top[] | {site, frames: [.frames[].frame]}]}' "$out")"
+  jq -e 'any(.verdicts[]; .kind == "mcode-storm" and (.text | contains("from Lua at hot (jit_storm.lua:48)")))' "$out" >/dev/null ||
+    fail "mcode-storm verdict does not name the Lua code making the mmaps: $(jq -c '[.verdicts[].text]' "$out")"
   expect_target_ok "$pid"
 }
 
@@ -145,6 +155,47 @@ jit_off() {
   jq -e '(.vms[0].jit_on | not) and .verdicts == [] and ((.syscalls.traced | not) or .syscalls.mmap == 0)' "$after" >/dev/null ||
     fail "after --jit-off: $(jq -c '{jit: .vms[0].jit_on, mmap: .syscalls.mmap, v: [.verdicts[].kind]}' "$after")"
   jq -e '.vms[0].vmstate_samples.interpreted > 0' "$after" >/dev/null || fail "the VM does not run Lua any more"
+  expect_target_ok "$pid"
+}
+
+# traffic_server with tests/targets/ats/jit_hot.lua as its "/" remap
+# (start_ats takes its Lua from TARGETS_DIR): two remap Lua states.
+JIT_HOT=$ROOT/tests/targets/ats/jit_hot.lua
+line_of() { grep -n -F -- "$2" "$1" | head -n 1 | cut -d: -f1; }
+start_jit_ats() {
+  local dir=$TARGETS_TMP/jit-targets
+  mkdir -p "$dir/ats"
+  cp "$ROOT/tests/targets/ready.lua" "$dir/"
+  cp "$ROOT/tests/targets/ats/global.lua" "$ROOT/tests/targets/ats/spin.lua" "$dir/ats/"
+  cp "$JIT_HOT" "$dir/ats/hello.lua"
+  ATS_LUA_STATES=2 TARGETS_DIR=$dir start_ats
+}
+
+jit_ats() {
+  local pid port out=$TARGETS_TMP/ats.$$.json line vms
+  command -v curl >/dev/null || skip "curl missing"
+  pid=$(start_jit_ats) || skip "traffic_server did not start"
+  port=$(target_port "$pid")
+  # Requests from 4 clients, so that both net threads (and their Lua
+  # states) serve some, before and during the window.
+  local t0=$SECONDS lps=() i
+  seq 40 | xargs -P 4 -I{} curl -s -m 5 -o /dev/null "http://127.0.0.1:$port/r{}"
+  for i in 1 2 3 4; do
+    (while :; do curl -s -m 5 -o /dev/null "http://127.0.0.1:$port/w$i"; done) &
+    lps+=($!)
+  done
+  echo "the first 40 requests took $((SECONDS - t0)) s"
+  jit_json "$out" -p "$pid" -d 2 --warmup 600
+  kill "${lps[@]}" 2>/dev/null
+  line=$(line_of "$JIT_HOT" "for i = 1, n do")
+  # chunk names are the script's full path
+  vms=$(jq --arg loc "/hello.lua:$line" '[.vms[] | select(any(.trace_list[]; .start | endswith($loc)))] | length' "$out")
+  echo "VMs: $(jq '.vms | length' "$out"), with a trace at hello.lua:$line: $vms"
+  [ "$vms" -ge 2 ] || fail "no VM compiled the remap's loop: $(jq -c '[.vms[] | [.trace_list[].start]]' "$out")"
+  jq -e '.verdicts == []' "$out" >/dev/null || fail "verdicts for a healthy traffic_server: $(jq -c '.verdicts' "$out")"
+  jq -e '.syscalls.traced | not' "$out" >/dev/null ||
+    jq -e '.syscalls.backtraces | has("mmap") and has("munmap") and has("mprotect")' "$out" >/dev/null ||
+    fail "no backtraces object: $(jq -c '.syscalls | keys' "$out")"
   expect_target_ok "$pid"
 }
 
@@ -188,6 +239,7 @@ for flavor in "${FLAVORS[@]}"; do
   case_run "jit: $flavor crowded address space: mcode-storm" jit_storm "$flavor"
   case_run "jit: $flavor --write --jit-off stops the storm" jit_off "$flavor"
 done
+case_run "jit: traffic_server tslua remap with a hot loop: traces per VM, no verdict" jit_ats
 case_run "jit: text output and timeline (svg, html)" jit_text_and_timeline
 case_run "jit bad: --decay without --write" bad_usage -p 1 --decay 1
 case_run "jit bad: --write alone" bad_usage -p 1 --write

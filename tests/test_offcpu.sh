@@ -13,6 +13,10 @@
 # tables of a 256 MiB address space holding mmap_lock for writing) while
 # other requests map and touch fresh memory; offcpu must show page faults
 # waiting for mmap_lock, and name fork's Lua caller among the holders.
+# offcpu_wakers: --wakers on a luajit that reads a pipe a shell writes
+# and wakes a thread of its own with sem_post: the reads carry the
+# shell's kernel stack (pipe write) above a "--" frame, the thread's
+# waits the Lua frame that called sem_post; the summary lists wakers.
 # Then bad input and no BPF program left behind.
 set -u
 . "$(dirname "$0")/lib/harness.sh"
@@ -20,6 +24,7 @@ set -u
 IO_TARGET=$ROOT/tests/targets/offcpu_io.lua
 FORK_TARGET=$ROOT/tests/targets/ats/fork.lua
 NGINX_TARGET=$ROOT/tests/targets/offcpu_nginx.lua
+WAKE_TARGET=$ROOT/tests/targets/offcpu_wake.lua
 
 line_of() { grep -n -F -- "$2" "$1" | head -n 1 | cut -d: -f1; }
 
@@ -44,8 +49,30 @@ offcpu_io() {
   [ "$nap" -gt 150000 ] || fail "the poll naps under nap() add up to $nap us of $total: $(sort -k2 -nr "$out" | head -n 2 | cut -c1-400 | tr '\n' '|')"
   [ "$wait" -gt 300000 ] || fail "waiting for os.execute's child under run_sleep() adds up to $wait us: $(grep -F 'run_sleep' "$out" | head -n 2 | cut -c1-400 | tr '\n' '|')"
   [ $((nap + wait)) -gt $((total / 2)) ] || fail "naps and waits are only $((nap + wait)) of $total us"
+  ! grep -q -F -- ';--;' "$out" || fail "waker frames without --wakers"
   grep -q '^\[off-cpu: poll\];C:_start;C:__libc_start_main;.*C:main;.*C:lua_pcall;' "$out" ||
     fail "native frames from _start to lua_pcall missing: $(grep -F 'nap (' "$out" | head -n 1 | cut -c1-300)"
+  expect_target_ok "$pid"
+}
+
+offcpu_wakers() {
+  local pid out read_line post_line pipe post
+  pid=$(start_luajit openresty offcpu_wake.lua) || fail "target did not start"
+  out=$TARGETS_TMP/wake.folded
+  run_luaspy "$out" "$out.err" offcpu -p "$pid" -d 2 --wakers -o "$out"
+  case_log "$out"
+  case_log "$out.err"
+  [ "$RC" -eq 0 ] || fail "offcpu exited $RC: $(head -c 300 "$out.err" | tr '\n' '|')"
+  read_line=$(line_of "$WAKE_TARGET" 'local line = pipe:read("*l")')
+  post_line=$(line_of "$WAKE_TARGET" "ffi.C.sem_post(sem)")
+  # wakee root first, "--", the waker innermost first, its name on top
+  pipe=$(weight_of "$out" "^\[off-cpu: pipe or socket I/O\];.*read_line \(offcpu_wake.lua:$read_line\);.*kernel:[a-z_]*pipe_read;.*;--;kernel:[^;]*wake[^;]*;.*kernel:[a-z_]*pipe_write;.*;\[waker: sh\] [0-9]+$")
+  post=$(weight_of "$out" ";--;kernel:.*;kernel:futex_wake;.*;C:sem_post;.*;wake_thread \(offcpu_wake.lua:$post_line\);.*\[waker: luajit\] [0-9]+$")
+  echo "pipe reads woken by sh: $pipe us, thread woken by sem_post: $post us"
+  [ "$pipe" -gt 100000 ] || fail "no pipe reads woken by the shell's write: $(grep -F -- ';--;' "$out" | head -n 2 | cut -c1-600 | tr '\n' '|')"
+  [ "$post" -gt 0 ] || fail "no wait woken by sem_post from wake_thread: $(grep -F 'sem_post' "$out" | head -n 2 | cut -c1-600 | tr '\n' '|')"
+  grep -q '^wakers: [1-9][0-9]* waits with their waker' "$out.err" || fail "no wakers summary: $(tail -n 5 "$out.err" | tr '\n' '|')"
+  grep -q '^      \[waker: sh\]$' "$out.err" || fail "the shell is not among the top wakers"
   expect_target_ok "$pid"
 }
 
@@ -174,6 +201,7 @@ offcpu_no_leftovers() {
 }
 
 case_run offcpu_io offcpu_io
+case_run offcpu_wakers offcpu_wakers
 case_run offcpu_nginx_handler offcpu_nginx_handler
 case_run offcpu_ats_fork offcpu_ats_fork
 case_run offcpu_bad_input offcpu_bad_input

@@ -10,12 +10,21 @@
 ** compiler costs in system calls and which Lua code it was compiling.
 ** Syscall tracepoints, because this kernel has no kprobes; user memory
 ** is readable there since we run in the caller's context.
+**
+** Some calls also send the caller's stacks (native and Lua), as `luaspy
+** syscalls` does (capture.bpf.h): at most JIT_MM_STACKS_PER_TICK of each
+** kind per tick, since a storm makes tens of thousands of calls a second
+** and each stack is a 16 KiB copy. Counts come from every call.
 */
 #include "vmlinux.h"
+#include <bpf/bpf_core_read.h>
 #include <bpf/bpf_helpers.h>
+#include <bpf/bpf_tracing.h>
 
 #define _LINUX_TYPES_H /* vmlinux.h has the __u32 family */
 #include "../jit/mm_event.h"
+#include "luawalk.bpf.h"
+#include "trace.h"
 
 char LICENSE[] SEC("license") = "GPL";
 
@@ -34,6 +43,12 @@ struct {
   __type(key, __u32);
   __type(value, struct jit_mm_event);
 } jit_mm_pending SEC(".maps");
+
+#include "capture.bpf.h"
+
+/* Stacks sent in the current tick, by enum jit_mm_kind. */
+__u64 stack_tick[4] = {};
+__u32 stack_n[4] = {};
 
 static __always_inline int ours(void)
 {
@@ -75,6 +90,30 @@ static __always_inline void emit(const struct jit_mm_event *src)
   bpf_ringbuf_submit(e, 0);
 }
 
+/* Sends the caller's stacks with syscall nr, if this tick has room. */
+static __always_inline void stacks(void *ctx, __u32 kind, long nr,
+                                   const struct jit_mm_event *e)
+{
+  __u64 id = bpf_get_current_pid_tgid(), tick = e->ts / JIT_MM_TICK_NS;
+  __u32 tgid = id >> 32;
+  const struct ls_proc *p = bpf_map_lookup_elem(&luaspy_procs, &tgid);
+  struct ls_event *ev;
+  if (!p || kind > 3) return;
+  if (stack_tick[kind] != tick) { /* racing CPUs may send a few more */
+    stack_tick[kind] = tick;
+    stack_n[kind] = 0;
+  }
+  if (stack_n[kind] >= JIT_MM_STACKS_PER_TICK || !(ev = scratch())) return;
+  stack_n[kind]++;
+  ev->h = (struct ls_evhead){.type = LS_EV_SYSCALL,
+                             .ts = e->ts,
+                             .arg = nr,
+                             .arg2 = (__s64)e->len,
+                             .ret = e->ret};
+  capture(ctx, ev, id, p, 0);
+  send(ev);
+}
+
 static __always_inline void fill(struct jit_mm_event *e, __u32 kind,
                                  struct trace_event_raw_sys_enter *ctx)
 {
@@ -111,6 +150,7 @@ int jit_mm_exit_mmap(struct trace_event_raw_sys_exit *ctx)
   if (!ours() || !(e = bpf_map_lookup_elem(&jit_mm_pending, &tid))) return 0;
   e->ret = ctx->ret;
   emit(e);
+  stacks(ctx, JIT_MM_MMAP, JIT_MM_NR_MMAP, e);
   bpf_map_delete_elem(&jit_mm_pending, &tid);
   return 0;
 }
@@ -122,6 +162,7 @@ int jit_mm_enter_munmap(struct trace_event_raw_sys_enter *ctx)
   if (!ours()) return 0;
   fill(&e, JIT_MM_MUNMAP, ctx);
   emit(&e);
+  stacks(ctx, JIT_MM_MUNMAP, JIT_MM_NR_MUNMAP, &e);
   return 0;
 }
 
@@ -133,5 +174,6 @@ int jit_mm_enter_mprotect(struct trace_event_raw_sys_enter *ctx)
   fill(&e, JIT_MM_MPROTECT, ctx);
   e.prot = (__u32)ctx->args[2];
   emit(&e);
+  stacks(ctx, JIT_MM_MPROTECT, JIT_MM_NR_MPROTECT, &e);
   return 0;
 }

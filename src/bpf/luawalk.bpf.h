@@ -392,7 +392,7 @@ static __always_inline void walk_vm(struct ls_sample *s,
   __u32 zero = 0;
   struct walk w = {
       .s = s, .lay = lay, .st = bpf_map_lookup_elem(&luaspy_walks, &zero)};
-  __u64 rip = regs->ip, curL = 0, base, pc = 0, T = 0;
+  __u64 rip = regs->ip, curL = 0, base, pc = 0, T = 0, cf = 0;
   __s32 vmstate;
   struct lstate cur;
   __u32 trace_at = 0;
@@ -437,6 +437,13 @@ static __always_inline void walk_vm(struct ls_sample *s,
       push(s, LS_RAW_VM, 0, vmstate, 0, 0, 0);
     /* A C helper or the host saved the PC in the innermost C frame. */
     if (cur.cframe && rd64((cur.cframe & ~3ull) + lay->cf_pc, &pc)) pc = 0;
+    /* The compiler runs under lj_vm_cpcall (trace_state), which saves L
+     * as its PC and pushes no Lua frame: the PC is in the C frame below. */
+    if (vmstate <= LJ_VMST_RECORD && vmstate >= LJ_VMST_ASM && pc == curL &&
+        cur.cframe &&
+        (rd64((cur.cframe & ~3ull) + lay->cf_prev, &cf) ||
+         rd64((cf & ~3ull) + lay->cf_pc, &pc)))
+      pc = 0;
   }
   if (!w.st) return;
   w.st->nchain = 0;

@@ -10,6 +10,13 @@
 ** (LS_EV_ONCPU), if at least min_ns. User space pairs the two by thread.
 ** The user stack does not change while a thread is in the kernel, so what
 ** is captured at switch-out is what it blocked in.
+**
+** With wakers (luaspy_waking loaded only then), the wakeup of a target
+** thread that is off CPU sends the waker's stacks (LS_EV_WAKER), keyed
+** by the wakee and its switch-out time, for user space to join with the
+** wakee's interval: the kernel stack always, native and Lua too when the
+** waker is a target thread (user space drops them when the kernel stack
+** shows an interrupt: the interrupted task is not the waker).
 */
 #include "vmlinux.h"
 #include <bpf/bpf_core_read.h>
@@ -122,5 +129,44 @@ int BPF_PROG(luaspy_lock_released, struct mm_struct *mm, bool write)
   __u64 t0 = *start;
   bpf_map_delete_elem(&luaspy_holdstart, &tid);
   lock_event(ctx, LS_EV_MMAP_HOLD, id, t0, now, write);
+  return 0;
+}
+
+SEC("tp_btf/sched_waking")
+int BPF_PROG(luaspy_waking, struct task_struct *p)
+{
+  __u64 id = bpf_get_current_pid_tgid(), *start;
+  __u32 tgid = p->tgid, tid = p->pid, wtgid = id >> 32;
+  const struct ls_proc *wp;
+  struct ls_event *ev;
+  long n;
+  if (!bpf_map_lookup_elem(&luaspy_procs, &tgid) ||
+      !(start = bpf_map_lookup_elem(&luaspy_offstart, &tid)) ||
+      bpf_ktime_get_ns() - *start < min_ns || !(ev = scratch()))
+    return 0;
+  ev->h = (struct ls_evhead){.type = LS_EV_WAKER,
+                             .tid = (__u32)id,
+                             .ts = *start,
+                             .arg = tid,
+                             .arg2 = LS_WAKER_OTHER};
+  bpf_get_current_comm(ev->nat.comm, sizeof(ev->nat.comm));
+  /* In an interrupt the current task is not the waker: user space tells
+   * by the kernel stack (the per-CPU preempt count is not readable by
+   * BPF on every kernel). */
+  if ((wp = bpf_map_lookup_elem(&luaspy_procs, &wtgid))) {
+    ev->h.arg2 = LS_WAKER_TARGET;
+    capture(ctx, ev, id, wp, 1);
+    send(ev);
+    return 0;
+  }
+  /* Kernel stack only: no user registers, no Lua. */
+  ev->nat.ip = ev->nat.sp = ev->nat.bp = 0;
+  ev->nat.ulen = 0;
+  ev->nat.kdepth = 0;
+  if ((n = bpf_get_stack(ctx, ev->nat.kstack, sizeof(ev->nat.kstack), 0)) > 0)
+    ev->nat.kdepth = (__u32)n / 8;
+  ev->lua.nframes = 0;
+  ev->lua.status = LS_NO_VM;
+  send(ev);
   return 0;
 }

@@ -20,13 +20,23 @@ enum ls_evtype {
   LS_EV_MMAP_HOLD = 4, /* released mmap_lock for write: value = ns held */
   LS_EV_SYSCALL = 5,   /* returned: value = ns, arg = nr, arg2 = size arg */
   LS_EV_EXEC = 6,      /* entering execve/execveat (stacks of the caller) */
+  LS_EV_WAKER = 7,     /* a target thread off CPU is woken: the stacks are
+                          the waker's; ts = when the wakee switched out,
+                          arg = the wakee's tid, arg2 = enum ls_waker */
+};
+
+/* Who woke a thread, and which of its stacks LS_EV_WAKER holds. */
+enum ls_waker {
+  LS_WAKER_OTHER = 0,  /* a thread of another process: kernel stack */
+  LS_WAKER_TARGET = 1, /* a target thread: kernel, native, Lua */
 };
 
 /* The native side of the thread: user registers and stack, kernel stack. */
 struct ls_native {
   __u64 ip, sp, bp;
-  __u32 kdepth; /* kernel frames in kstack, innermost first */
-  __u32 ulen;   /* bytes of user stack copied from sp */
+  __u32 kdepth;  /* kernel frames in kstack, innermost first */
+  __u32 ulen;    /* bytes of user stack copied from sp */
+  char comm[16]; /* LS_EV_WAKER: the waker's task name */
   __u64 kstack[LS_KSTACK_MAX];
   __u8 ustack[LS_USTACK_BYTES];
 };

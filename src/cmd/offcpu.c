@@ -25,7 +25,8 @@ static void usage(FILE *f)
           "frame says why (page fault,\nmmap_lock, file I/O, futex, sleep, "
           "...), then native frames, the Lua stack\nwhere C entered the VM, "
           "and kernel frames as leaves. Also prints who waited\nfor the "
-          "process's mmap_lock and who held it for writing, and how long.\n\n"
+          "process's mmap_lock and who held it for writing, and how long; "
+          "with\n--wakers, who woke the threads.\n\n"
           "  -p, --pid PID           the process\n"
           "  -d, --duration SECONDS  stop after this long (default: until "
           "Ctrl-C)\n"
@@ -36,6 +37,19 @@ static void usage(FILE *f)
           "  -f, --format FORMAT     svg, folded, pprof or speedscope "
           "(default: by FILE's\n"
           "                          extension; folded for -)\n"
+          "  -w, --wakers            also record who woke each wait: its "
+          "stack goes above\n"
+          "                          the waiting thread's, after a \"--\" "
+          "frame, innermost\n"
+          "                          frame first, topped by [waker: NAME] "
+          "(as bcc's\n"
+          "                          offwaketime); the summary lists the top "
+          "wakers. Kernel\n"
+          "                          stack of any waker (an interrupt's "
+          "too), native and Lua\n"
+          "                          frames when it is a thread of PID. "
+          "Costs a stack per\n"
+          "                          wakeup of PID's threads.\n"
           "  -h, --help              this text\n\n"
           "Needs root (or CAP_BPF, CAP_PERFMON and CAP_SYS_PTRACE).\n\n"
           "example: luaspy offcpu -p $(pgrep -o traffic_server) -d 10 "
@@ -50,6 +64,7 @@ int cmd_offcpu(int argc, char **argv)
       {"min-us", required_argument, NULL, 'm'},
       {"output", required_argument, NULL, 'o'},
       {"format", required_argument, NULL, 'f'},
+      {"wakers", no_argument, NULL, 'w'},
       {"help", no_argument, NULL, 'h'},
       {NULL, 0, NULL, 0}};
   static volatile int stop;
@@ -57,7 +72,7 @@ int cmd_offcpu(int argc, char **argv)
   char why[256];
   int c;
   opterr = 0;
-  while ((c = getopt_long(argc, argv, "p:d:m:o:f:h", opts, NULL)) != -1) {
+  while ((c = getopt_long(argc, argv, "p:d:m:o:f:wh", opts, NULL)) != -1) {
     switch (c) {
     case 'p':
       if (targs_pid(optarg, &o.pid)) {
@@ -79,6 +94,7 @@ int cmd_offcpu(int argc, char **argv)
       break;
     case 'o': o.output = optarg; break;
     case 'f': o.format = optarg; break;
+    case 'w': o.wakers = 1; break;
     case 'h': usage(stdout); return 0;
     default:
       if (optopt && strchr("pdmof", optopt))

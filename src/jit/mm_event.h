@@ -12,6 +12,15 @@
 
 enum jit_mm_kind { JIT_MM_MMAP = 1, JIT_MM_MUNMAP = 2, JIT_MM_MPROTECT = 3 };
 
+/* x86-64 syscall numbers, as the stack events (trace.h) carry them. */
+#define JIT_MM_NR_MMAP 9
+#define JIT_MM_NR_MPROTECT 10
+#define JIT_MM_NR_MUNMAP 11
+
+/* Calls of each kind sent with stacks: at most this many per tick. */
+#define JIT_MM_STACKS_PER_TICK 20
+#define JIT_MM_TICK_NS 100000000ull
+
 struct jit_mm_config {
   __u32 tgid;
   __u32 nvms;

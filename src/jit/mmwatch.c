@@ -5,6 +5,9 @@
 ** returns another address (the kernel treats the hint as a hint), and
 ** the same thread munmaps exactly that block next. Up to 32 such pairs
 ** precede each "failed to allocate mcode memory".
+**
+** Stack events come on a second ring buffer; they are named as they
+** arrive (unwinding needs the target's mappings of the moment).
 */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -16,11 +19,13 @@
 #include <bpf/libbpf.h>
 
 #include "../record/bpfglue.h"
+#include "../trace/session.h"
 #include "mm_event.h" /* before the skeleton, which uses its types */
 #include "jit_mm.skel.h"
 #include "mmwatch.h"
 
 #define TIDS 256 /* threads followed for mmap/munmap pairs (hashed) */
+#define JIT_MM_STACK_RING (4u << 20)
 
 struct last_mmap {
   uint32_t tid;
@@ -31,6 +36,9 @@ struct jit_mmwatch {
   struct jit_watch *w;
   struct luaspy_jit_mm *skel;
   struct ring_buffer *rb;
+  struct ttarget tt; /* naming the stacks */
+  int tt_open;
+  uint64_t unnamed; /* stacks not kept: no memory */
   uint64_t t0_ns, mark_ns;
   struct last_mmap last[TIDS];
   struct jit_mm_stats st;
@@ -118,6 +126,37 @@ static int on_event(void *ctx, void *data, size_t size)
   return 0;
 }
 
+static int kind_of(long nr)
+{
+  switch (nr) {
+  case JIT_MM_NR_MMAP: return JIT_MM_MMAP;
+  case JIT_MM_NR_MUNMAP: return JIT_MM_MUNMAP;
+  case JIT_MM_NR_MPROTECT: return JIT_MM_MPROTECT;
+  }
+  return 0;
+}
+
+static int on_stack(void *ctx, void *data, size_t size)
+{
+  struct jit_mmwatch *m = ctx;
+  const struct ls_event *ev = data;
+  struct jit_mm_stats *st = &m->st;
+  long id;
+  int kind;
+  size_t n;
+  if (!tevent_ok(data, size) || ev->h.type != LS_EV_SYSCALL ||
+      !(kind = kind_of((long)ev->h.arg)))
+    return 0;
+  n = ttarget_stack(&m->tt, ev, 0);
+  if ((id = btable_add(&st->bts, kind, m->tt.frames, n)) < 0) {
+    m->unnamed++; /* no memory */
+    return 0;
+  }
+  st->bts.bts[id].count++;
+  st->stacked[kind]++;
+  return 0;
+}
+
 struct jit_mmwatch *jit_mm_open(struct jit_watch *w, double seconds, char *why,
                                 size_t len)
 {
@@ -129,6 +168,10 @@ struct jit_mmwatch *jit_mm_open(struct jit_watch *w, double seconds, char *why,
     return NULL;
   }
   m->w = w;
+  if (btable_init(&m->st.bts)) {
+    snprintf(why, len, "out of memory");
+    goto fail;
+  }
   m->st.nbuckets = (size_t)(seconds / JIT_MM_BUCKET) + 2;
   m->st.mmaps = calloc(m->st.nbuckets, sizeof(uint32_t));
   m->st.mprotects = calloc(m->st.nbuckets, sizeof(uint32_t));
@@ -140,6 +183,13 @@ struct jit_mmwatch *jit_mm_open(struct jit_watch *w, double seconds, char *why,
     snprintf(why, len, "cannot open the BPF programs: %s", strerror(errno));
     goto fail;
   }
+  int ncpus = libbpf_num_possible_cpus();
+  bpf_map__set_max_entries(m->skel->maps.luaspy_scratch,
+                           ncpus > 0 ? (__u32)ncpus : 1);
+  /* Sampled stacks come at most 3 * 10 * JIT_MM_STACKS_PER_TICK a second,
+   * about 10 MiB/s, read every 10 ms: the 64 MiB of offcpu and syscalls
+   * would only be memory mapped into luaspy (and counted in its RSS). */
+  bpf_map__set_max_entries(m->skel->maps.luaspy_events, JIT_MM_STACK_RING);
   struct jit_mm_config *c = (struct jit_mm_config *)&m->skel->rodata->cfg;
   c->tgid = (uint32_t)w->pid;
   for (size_t i = 0; i < w->nvms && i < JIT_MM_MAX_VMS; i++) {
@@ -163,8 +213,21 @@ struct jit_mmwatch *jit_mm_open(struct jit_watch *w, double seconds, char *why,
     goto fail;
   }
   if (!(m->rb = ring_buffer__new(bpf_map__fd(m->skel->maps.jit_mm_events),
-                                 on_event, m, NULL))) {
+                                 on_event, m, NULL)) ||
+      ring_buffer__add(m->rb, bpf_map__fd(m->skel->maps.luaspy_events),
+                       on_stack, m)) {
     snprintf(why, len, "cannot open the BPF ring buffer: %s", strerror(errno));
+    goto fail;
+  }
+  if (ttarget_open(&m->tt, w->pid)) {
+    snprintf(why, len, "cannot read the process for stacks");
+    goto fail;
+  }
+  m->tt_open = 1;
+  if (ttarget_push(&m->tt, bpf_map__fd(m->skel->maps.luaspy_procs),
+                   bpf_map__fd(m->skel->maps.luaspy_vms))) {
+    snprintf(why, len, "cannot pass the Lua VMs to the kernel: %s",
+             strerror(errno));
     goto fail;
   }
   return m;
@@ -186,8 +249,12 @@ void jit_mm_mark(struct jit_mmwatch *m, uint64_t ns)
 
 void jit_mm_poll(struct jit_mmwatch *m)
 {
+  uint64_t c[LS_NTCOUNTERS];
   ring_buffer__consume(m->rb);
   m->st.dropped = m->skel->bss->dropped;
+  /* stack events lost to a full ring buffer, or to no memory */
+  tcounts(bpf_map__fd(m->skel->maps.luaspy_counts), c);
+  m->st.stacks_lost = c[LS_TC_LOST] + m->unnamed;
 }
 
 const struct jit_mm_stats *jit_mm_stats(const struct jit_mmwatch *m)
@@ -200,6 +267,8 @@ void jit_mm_close(struct jit_mmwatch *m)
   if (!m) return;
   ring_buffer__free(m->rb);
   luaspy_jit_mm__destroy(m->skel);
+  if (m->tt_open) ttarget_close(&m->tt);
+  btable_free(&m->st.bts);
   free(m->st.mmaps);
   free(m->st.mprotects);
   free(m);

@@ -1,13 +1,16 @@
 /*
 ** mmap, munmap and mprotect calls of the target over the window, from
 ** the syscall tracepoints (src/bpf/jit_mm.bpf.c), sorted into what
-** LuaJIT's machine-code allocator does and everything else.
+** LuaJIT's machine-code allocator does and everything else; and the
+** Lua+native backtraces of a sample of them, named as `luaspy syscalls`
+** names them (src/trace/).
 */
 #ifndef LUASPY_MMWATCH_H
 #define LUASPY_MMWATCH_H
 
 #include <stdint.h>
 
+#include "../trace/backtraces.h"
 #include "mm_event.h"
 #include "watch.h"
 
@@ -39,6 +42,9 @@ struct jit_mm_stats {
   uint64_t dropped;
   int marked;             /* jit_mm_mark was called */
   uint64_t after_mark[4]; /* by kind, calls after jit_mm_mark's time */
+  struct btable bts;      /* sampled backtraces, class: enum jit_mm_kind */
+  uint64_t stacked[4];    /* calls with a backtrace, by kind */
+  uint64_t stacks_lost;
   /* per bucket of JIT_MM_BUCKET s: mmap and mprotect counts */
   uint32_t *mmaps, *mprotects;
   size_t nbuckets;
@@ -47,7 +53,8 @@ struct jit_mm_stats {
 struct jit_mmwatch;
 
 /* Starts tracing the calls of w's process for about `seconds`. NULL with
- * a one-line reason. */
+ * a one-line reason (an error line on stderr when the process cannot be
+ * read for stacks). */
 struct jit_mmwatch *jit_mm_open(struct jit_watch *w, double seconds, char *why,
                                 size_t len);
 /* The CLOCK_MONOTONIC time (ns) the buckets count from. */

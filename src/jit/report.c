@@ -10,6 +10,10 @@
 
 #define TEXT_TRACES 20 /* traces listed per VM in the text output */
 #define TEXT_ABORTS 20
+#define TOP_BACKTRACES 3 /* per syscall */
+#define BT_DEPTH 12      /* frames of each in the text output */
+
+static const char *const mm_names[] = {NULL, "mmap", "munmap", "mprotect"};
 
 static const char *const vs_names[JIT_VS_N] = {
     "interpreted", "c",        "gc",    "exit", "record",
@@ -211,6 +215,22 @@ static void text_mm(FILE *out, const struct jit_session *s)
     fprintf(out, "    %llu mmap while compiling the trace at %s\n",
             (unsigned long long)top[i].n,
             jit_loc_name(&s->w->locs, top[i].loc));
+  for (int k = JIT_MM_MMAP; k <= JIT_MM_MPROTECT; k++) {
+    size_t top[TOP_BACKTRACES], nt;
+    if (!m->stacked[k]) continue;
+    nt = btable_top(&m->bts, k, top, TOP_BACKTRACES);
+    fprintf(out,
+            "  %s backtraces (%llu of %llu calls sampled), innermost frame "
+            "first:\n",
+            mm_names[k], (unsigned long long)m->stacked[k],
+            (unsigned long long)m->n[k]);
+    for (size_t i = 0; i < nt; i++) {
+      const struct bt *b = &m->bts.bts[top[i]];
+      fprintf(out, "    %.0f%% (%llu):\n", 100.0 * b->count / m->stacked[k],
+              (unsigned long long)b->count);
+      bt_print(out, b, "      ", BT_DEPTH);
+    }
+  }
   if (s->jit_off)
     fprintf(out, "  after --jit-off: mmap %llu, mprotect %llu\n",
             (unsigned long long)m->after_mark[JIT_MM_MMAP],
@@ -218,6 +238,9 @@ static void text_mm(FILE *out, const struct jit_session *s)
   if (m->dropped)
     fprintf(out, "  (%llu events lost: ring buffer full)\n",
             (unsigned long long)m->dropped);
+  if (m->stacks_lost)
+    fprintf(out, "  (%llu backtraces lost)\n",
+            (unsigned long long)m->stacks_lost);
 }
 
 void jit_report_text(FILE *out, const struct jit_session *s)
@@ -421,6 +444,39 @@ static void json_mm(struct json *j, const struct jit_session *s)
     json_end_obj(j);
   }
   json_end_arr(j);
+  json_key(j, "backtraces");
+  json_begin_obj(j);
+  for (int k = JIT_MM_MMAP; k <= JIT_MM_MPROTECT; k++) {
+    size_t top[TOP_BACKTRACES],
+        nt = btable_top(&m->bts, k, top, TOP_BACKTRACES);
+    json_key(j, mm_names[k]);
+    json_begin_obj(j);
+    juint(j, "sampled", m->stacked[k]);
+    json_key(j, "top");
+    json_begin_arr(j);
+    for (size_t i = 0; i < nt; i++) {
+      const struct bt *b = &m->bts.bts[top[i]];
+      const struct tframe *site = bt_lua_site(b);
+      json_begin_obj(j);
+      juint(j, "count", b->count);
+      jnum(j, "share", (double)b->count / m->stacked[k]);
+      json_key(j, "site");
+      if (site) {
+        char where[LJ_CHUNK_MAX + 16];
+        snprintf(where, sizeof(where), "%s:%d", site->chunk, site->line);
+        json_str(j, where);
+      } else {
+        json_null(j);
+      }
+      json_key(j, "frames");
+      bt_json_frames(j, b);
+      json_end_obj(j);
+    }
+    json_end_arr(j);
+    json_end_obj(j);
+  }
+  json_end_obj(j);
+  juint(j, "backtraces_lost", m->stacks_lost);
   json_end_obj(j);
 }
 

@@ -74,6 +74,25 @@ static struct jit_verdict *add(struct jit_verdict *v, int *n, int max,
   return &v[(*n)++];
 }
 
+/* Appends where the Lua code stood when the process called mmap: the
+ * innermost Lua frame of the commonest sampled backtrace that has one. */
+static void storm_site(const struct jit_mm_stats *mm, struct jit_verdict *v)
+{
+  size_t top[4], nt = btable_top(&mm->bts, JIT_MM_MMAP, top, 4), len;
+  for (size_t i = 0; i < nt; i++) {
+    const struct bt *b = &mm->bts.bts[top[i]];
+    const struct tframe *site = bt_lua_site(b);
+    if (!site) continue;
+    len = strlen(v->text);
+    snprintf(v->text + len, sizeof(v->text) - len,
+             "; the mmap calls are made from Lua at %s (%.0f%% of %llu "
+             "sampled backtraces)",
+             site->str, 100.0 * b->count / mm->stacked[JIT_MM_MMAP],
+             (unsigned long long)mm->stacked[JIT_MM_MMAP]);
+    return;
+  }
+}
+
 static void mcode_storm(const struct jit_watch *w,
                         const struct jit_mm_stats *mm, double secs,
                         struct jit_verdict *out, int *n, int max)
@@ -103,6 +122,7 @@ static void mcode_storm(const struct jit_watch *w,
     name_locs(w, v, t, nt, "mmaps");
   else
     strncat(v->text, "unknown", sizeof(v->text) - strlen(v->text) - 1);
+  storm_site(mm, v);
   if (mm->marked) {
     /* one attempt under way may finish: up to 32 hints, each unmapped */
     uint64_t after = mm->after_mark[JIT_MM_MMAP];

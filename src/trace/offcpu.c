@@ -6,6 +6,11 @@
 ** set per thread, for their time. A state names why the thread was out,
 ** from prev_state and the kernel functions on its stack; it is the root
 ** frame of the flame graph, so waits of one kind add up.
+**
+** With wakers, the waker's stacks of a wait come before its end and wait
+** by the wakee too; the folded stack is then, as bcc's offwaketime has
+** it: state; the wakee, root first; "--"; the waker, innermost first;
+** "[waker: NAME]". The waker's leaf meets the wakee's leaf at "--".
 */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -26,13 +31,19 @@
 
 #define TOP_STACKS 3
 #define TOP_DEPTH 16
+#define WAKER_SEP "--"
 
-/* The stacks of a thread that is off CPU. */
-struct pending {
-  uint32_t tid;
-  uint64_t ts;
+/* A copy of an event with stacks. */
+struct evcopy {
   struct ls_event *ev;
   size_t cap;
+};
+
+/* The stacks of a thread that is off CPU, and of who woke it. */
+struct pending {
+  uint32_t tid;
+  uint64_t ts, waker_ts; /* switch-out times the two were sent for */
+  struct evcopy off, waker;
 };
 
 /* Off-CPU time by state. */
@@ -52,6 +63,9 @@ struct offcpu {
   int nstates;
   uint64_t waits, unmatched;
   struct topstacks *lock_waits, *lock_holds;
+  struct topstacks *wakers; /* waker stacks by the time their wakees waited */
+  struct tframe *wframes;   /* the waker's, while the wakee is named */
+  uint64_t woken, woken_ns; /* waits with a waker, and their time */
   uint64_t nlock_waits, lock_wait_ns, lock_wait_max;
   uint64_t nlock_holds, lock_hold_ns, lock_hold_max;
   int failed;
@@ -127,24 +141,81 @@ static struct pending *pending_of(struct offcpu *oc, uint32_t tid, int make)
   return np;
 }
 
+static int copy_event(struct evcopy *c, const struct ls_event *ev, size_t size)
+{
+  if (size > c->cap) {
+    struct ls_event *nb = realloc(c->ev, size);
+    if (!nb) return -1;
+    c->ev = nb;
+    c->cap = size;
+  }
+  memcpy(c->ev, ev, size);
+  return 0;
+}
+
 static void on_offcpu(struct offcpu *oc, const struct ls_event *ev, size_t size)
 {
   struct pending *p = pending_of(oc, ev->h.tid, 1);
+  if (!p || copy_event(&p->off, ev, size)) {
+    oc->failed = 1;
+    return;
+  }
+  p->ts = ev->h.ts;
+}
+
+/* The first waker of a wait is the one that woke it. */
+static void on_waker(struct offcpu *oc, const struct ls_event *ev, size_t size)
+{
+  struct pending *p = pending_of(oc, (uint32_t)ev->h.arg, 1);
   if (!p) {
     oc->failed = 1;
     return;
   }
-  if (size > p->cap) {
-    struct ls_event *nb = realloc(p->ev, size);
-    if (!nb) {
-      oc->failed = 1;
-      return;
-    }
-    p->ev = nb;
-    p->cap = size;
+  if (p->waker_ts == ev->h.ts) return;
+  if (copy_event(&p->waker, ev, size)) {
+    oc->failed = 1;
+    return;
   }
-  memcpy(p->ev, ev, size);
-  p->ts = ev->h.ts;
+  p->waker_ts = ev->h.ts;
+}
+
+/* Names the waker of ev into oc->wframes, root first, then its name as
+ * if it were the innermost frame. Returns how many. */
+static size_t name_waker(struct offcpu *oc, struct ls_event *ev)
+{
+  static const char *const irq[] = {"asm_sysvec_",     "asm_common_interrupt",
+                                    "handle_softirqs", "__do_softirq",
+                                    "irq_exit",        NULL};
+  const struct tframe *f = oc->s.tt.frames;
+  struct tframe *w = oc->wframes, *name;
+  size_t n = ttarget_stack(&oc->s.tt, ev, 1), k = 0, from = 0;
+  char comm[sizeof(ev->nat.comm) + 1];
+  int in_irq = kernel_has(f, n, irq);
+  /* The task an interrupt came upon did not wake anyone: its stacks are
+   * not the waker's. The waker starts at the outermost interrupt frame. */
+  if (in_irq && ev->h.arg2 == LS_WAKER_TARGET) {
+    ev->nat.ip = 0;
+    ev->lua.status = LS_NO_VM;
+    n = ttarget_stack(&oc->s.tt, ev, 1);
+  }
+  while (in_irq && from < n && !kernel_has(&f[from], 1, irq)) from++;
+  for (size_t i = from; i < n; i++) w[k++] = f[i];
+  /* comm is whatever the task set (prctl): printable and no ';' */
+  for (size_t i = 0; i < sizeof(ev->nat.comm); i++) {
+    char c = ev->nat.comm[i];
+    comm[i] = c;
+    if (!c) break;
+    if (c < 0x20 || c > 0x7e || c == ';') comm[i] = '?';
+  }
+  comm[sizeof(ev->nat.comm)] = 0;
+  name = &w[k++];
+  name->kind = "vm";
+  name->chunk[0] = 0;
+  name->line = -1;
+  snprintf(name->name, sizeof(name->name), "[waker: %s]",
+           in_irq ? "interrupt" : comm);
+  snprintf(name->str, sizeof(name->str), "%s", name->name);
+  return k;
 }
 
 static void add_state(struct offcpu *oc, const char *state, uint64_t ns)
@@ -167,18 +238,32 @@ static void on_oncpu(struct offcpu *oc, const struct ls_evhead *h)
   const char *state;
   size_t n;
   uint64_t us = (h->value + 500) / 1000;
-  if (!p || !p->ev || p->ts != h->ts) {
+  size_t nw = 0, k;
+  if (!p || !p->off.ev || p->ts != h->ts) {
     oc->unmatched++; /* its stacks were lost (ring buffer full) */
     return;
   }
-  n = ttarget_stack(&oc->s.tt, p->ev, 1);
-  state = state_of((uint64_t)p->ev->h.arg, oc->s.tt.frames, n);
+  if (oc->o->wakers && p->waker.ev && p->waker_ts == h->ts) {
+    nw = name_waker(oc, p->waker.ev);
+    /* by the time waited; topstacks prints the name, then the innermost */
+    if (topstacks_add(oc->wakers, oc->wframes, nw, h->value)) oc->failed = 1;
+    oc->woken++;
+    oc->woken_ns += h->value;
+  }
+  n = ttarget_stack(&oc->s.tt, p->off.ev, 1);
+  state = state_of((uint64_t)p->off.ev->h.arg, oc->s.tt.frames, n);
   add_state(oc, state, h->value);
   oc->waits++;
   snprintf(root, sizeof(root), "[off-cpu: %s]", state);
   oc->names[0] = root;
-  for (size_t i = 0; i < n; i++) oc->names[i + 1] = oc->s.tt.frames[i].str;
-  if (us && profile_add(oc->prof, oc->names, n + 1, us)) oc->failed = 1;
+  for (k = 0; k < n; k++) oc->names[k + 1] = oc->s.tt.frames[k].str;
+  k = n + 1;
+  if (nw) { /* the waker innermost first, then its name */
+    oc->names[k++] = WAKER_SEP;
+    for (size_t i = nw - 1; i-- > 0;) oc->names[k++] = oc->wframes[i].str;
+    oc->names[k++] = oc->wframes[nw - 1].str;
+  }
+  if (us && profile_add(oc->prof, oc->names, k, us)) oc->failed = 1;
   p->ts = 0;
 }
 
@@ -207,6 +292,7 @@ static void on_event(const struct ls_event *ev, size_t size, void *arg)
   case LS_EV_ONCPU: on_oncpu(oc, &ev->h); break;
   case LS_EV_MMAP_WAIT:
   case LS_EV_MMAP_HOLD: on_lock(oc, ev); break;
+  case LS_EV_WAKER: on_waker(oc, ev, size); break;
   }
   if (oc->failed) *oc->o->stop = 1;
 }
@@ -247,6 +333,14 @@ static void summary(struct offcpu *oc, const uint64_t c[LS_NTCOUNTERS])
     fprintf(f, "  holders, innermost frame first:\n");
     topstacks_print(oc->lock_holds, f, TOP_STACKS, TOP_DEPTH);
   }
+  if (!oc->o->wakers) return;
+  fprintf(f, "wakers: %llu waits with their waker, %.3f ms in all\n",
+          (unsigned long long)oc->woken, oc->woken_ns / 1e6);
+  if (oc->woken) {
+    fprintf(f, "  top wakers by the time the threads they woke had waited, "
+               "the waker's innermost frame first:\n");
+    topstacks_print(oc->wakers, f, TOP_STACKS, TOP_DEPTH);
+  }
 }
 
 /* Loads and attaches the programs. NULL after an error line. */
@@ -260,6 +354,8 @@ static struct luaspy_offcpu *load(struct offcpu *oc)
     return NULL;
   }
   skel->rodata->min_ns = oc->o->min_us * 1000;
+  /* without --wakers, wakeups are not traced at all */
+  bpf_program__set_autoload(skel->progs.luaspy_waking, oc->o->wakers);
   bpf_map__set_max_entries(skel->maps.luaspy_scratch,
                            ncpus > 0 ? (__u32)ncpus : 1);
   if ((err = -luaspy_offcpu__load(skel)) ||
@@ -282,7 +378,10 @@ int offcpu_run(const struct offcpu_opts *o)
   int rc = 1;
   if (ttarget_open(&oc.s.tt, o->pid)) return 1;
   if (!(oc.prof = profile_new("us")) ||
-      !(oc.names = calloc(TSTACK_MAX + 1, sizeof(*oc.names))) ||
+      /* state, wakee, "--", waker and its name */
+      !(oc.names = calloc(2 * TSTACK_MAX + 3, sizeof(*oc.names))) ||
+      !(oc.wakers = topstacks_new()) ||
+      !(oc.wframes = calloc(TSTACK_MAX + 1, sizeof(*oc.wframes))) ||
       !(oc.lock_waits = topstacks_new()) ||
       !(oc.lock_holds = topstacks_new())) {
     die_msg("out of memory");
@@ -315,11 +414,16 @@ int offcpu_run(const struct offcpu_opts *o)
   rc = 0;
 out:
   luaspy_offcpu__destroy(skel);
-  for (size_t i = 0; i < oc.npend; i++) free(oc.pend[i].ev);
+  for (size_t i = 0; i < oc.npend; i++) {
+    free(oc.pend[i].off.ev);
+    free(oc.pend[i].waker.ev);
+  }
   free(oc.pend);
   free(oc.names);
   topstacks_free(oc.lock_waits);
   topstacks_free(oc.lock_holds);
+  topstacks_free(oc.wakers);
+  free(oc.wframes);
   profile_free(oc.prof);
   ttarget_close(&oc.s.tt);
   return rc;

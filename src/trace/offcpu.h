@@ -13,6 +13,7 @@ struct offcpu_opts {
   pid_t pid;
   double duration; /* seconds; 0: until Ctrl-C or the target exits */
   uint64_t min_us; /* shorter waits are left out */
+  int wakers;      /* put who woke each wait above it */
   const char *output, *format;
   volatile int *stop;
 };

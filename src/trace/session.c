@@ -25,19 +25,22 @@ static double now_s(void)
   return (double)ts.tv_sec + ts.tv_nsec / 1e9;
 }
 
-static int on_ring(void *ctx, void *data, size_t size)
+int tevent_ok(const void *data, size_t size)
 {
-  struct tsession *s = ctx;
   const struct ls_event *ev = data;
   size_t head =
       offsetof(struct ls_event, lua) + offsetof(struct ls_sample, frames);
   if (size < sizeof(struct ls_evhead)) return 0;
   /* Events with stacks carry the whole header and their frames. */
-  if (ev->h.type != LS_EV_ONCPU &&
-      (size < head ||
-       size < head + (size_t)ev->lua.nframes * sizeof(struct ls_frame)))
-    return 0;
-  s->fn(ev, size, s->arg);
+  return ev->h.type == LS_EV_ONCPU ||
+         (size >= head &&
+          size >= head + (size_t)ev->lua.nframes * sizeof(struct ls_frame));
+}
+
+static int on_ring(void *ctx, void *data, size_t size)
+{
+  struct tsession *s = ctx;
+  if (tevent_ok(data, size)) s->fn(data, size, s->arg);
   return 0;
 }
 
@@ -71,14 +74,19 @@ int tsession_run(struct tsession *s, const char *cmd)
   return rc;
 }
 
-void tsession_counts(const struct tsession *s, uint64_t c[LS_NTCOUNTERS])
+void tcounts(int counts_fd, uint64_t c[LS_NTCOUNTERS])
 {
   int ncpus = libbpf_num_possible_cpus();
   __u64 *v = ncpus > 0 ? calloc((size_t)ncpus, sizeof(*v)) : NULL;
   for (__u32 i = 0; i < LS_NTCOUNTERS; i++) {
     c[i] = 0;
-    if (v && !bpf_map_lookup_elem(s->counts_fd, &i, v))
+    if (v && !bpf_map_lookup_elem(counts_fd, &i, v))
       for (int k = 0; k < ncpus; k++) c[i] += v[k];
   }
   free(v);
+}
+
+void tsession_counts(const struct tsession *s, uint64_t c[LS_NTCOUNTERS])
+{
+  tcounts(s->counts_fd, c);
 }

@@ -28,7 +28,11 @@ struct tsession {
 /* Hands the target's VMs to the programs, then runs until done. Returns
  * 0, or 1 after an error line. */
 int tsession_run(struct tsession *s, const char *cmd);
+/* Is this record from the ring buffer (size bytes) a whole event? */
+int tevent_ok(const void *data, size_t size);
 /* Totals of the per-CPU counters. */
 void tsession_counts(const struct tsession *s, uint64_t c[LS_NTCOUNTERS]);
+/* The same, from the counters' map fd. */
+void tcounts(int counts_fd, uint64_t c[LS_NTCOUNTERS]);
 
 #endif

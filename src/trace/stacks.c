@@ -170,8 +170,10 @@ size_t ttarget_stack(struct ttarget *tt, const struct ls_event *ev,
   uint64_t pcs[UNWIND_MAX_FRAMES];
   struct unwind_regs r = {.ip = ev->nat.ip, .sp = ev->nat.sp, .bp = ev->nat.bp};
   size_t ulen = ev->nat.ulen < LS_USTACK_BYTES ? ev->nat.ulen : LS_USTACK_BYTES;
-  size_t np =
-      unwind_stack(tt->uw, &r, ev->nat.ustack, ulen, pcs, UNWIND_MAX_FRAMES);
+  /* No user registers: an event with a kernel stack only. */
+  size_t np = ev->nat.ip ? unwind_stack(tt->uw, &r, ev->nat.ustack, ulen, pcs,
+                                        UNWIND_MAX_FRAMES)
+                         : 0;
   size_t n = 0, splice = stack_splice(&tt->t, pcs, np), nl;
   struct tframe *f = tt->frames;
   for (size_t i = np; i-- > splice;) native(tt, &f[n++], pcs[i]);

@@ -60,7 +60,8 @@ int ttarget_push(const struct ttarget *tt, int procs_fd, int vms_fd);
 size_t stack_splice(const struct lj_target *t, const uint64_t *pcs, size_t np);
 
 /* Names ev's stacks into tt->frames, root first; with_kernel: its kernel
- * frames too. Returns how many. */
+ * frames too (only those when ev has no user registers, ip 0). Returns
+ * how many. */
 size_t ttarget_stack(struct ttarget *tt, const struct ls_event *ev,
                      int with_kernel);
 

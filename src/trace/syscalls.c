@@ -18,8 +18,8 @@
 #include "../cmd/common.h"
 #include "../output/json.h"
 #include "../output/profile.h"
-#include "../output/strmap.h"
 #include "../record/bpfglue.h"
+#include "backtraces.h"
 #include "session.h"
 #include "syscalls.h"
 #include "syscalls.skel.h"
@@ -30,14 +30,6 @@
 #define BT_DEPTH 14
 #define MAX_SPAWNS 1000
 #define NBUCKETS 64
-
-/* A distinct backtrace of one syscall: frames innermost first. */
-struct bt {
-  long nr;
-  uint64_t count, ns;
-  struct tframe *frames;
-  size_t n;
-};
 
 struct scdata {
   uint64_t *lat; /* ns, of the events received */
@@ -57,10 +49,7 @@ struct syscalls {
   const struct syscalls_opts *o;
   struct tsession s;
   struct scdata sc[LS_MAX_SYSCALLS];
-  struct strmap *keys; /* backtrace keys: nr and frame strings */
-  struct bt *bts;
-  size_t nbts, capbts;
-  struct tkeybuf kb;
+  struct btable bts; /* by syscall number */
   struct spawn spawns[MAX_SPAWNS];
   size_t nspawns;
   uint64_t received;
@@ -77,35 +66,6 @@ static int is_spawn(long nr)
   for (const char *const *s = spawners; name && *s; s++)
     if (!strcmp(name, *s)) return 1;
   return 0;
-}
-
-/* The backtrace of the stack just named, made if new. Returns its index,
- * or -1 (no memory). */
-static long bt_of(struct syscalls *sy, long nr, size_t n)
-{
-  const struct tframe *f = sy->s.tt.frames;
-  char prefix[24];
-  uint32_t id;
-  int isnew;
-  snprintf(prefix, sizeof(prefix), "%ld", nr);
-  if ((isnew = tframes_intern(sy->keys, prefix, f, n, &sy->kb, &id)) < 0)
-    return -1;
-  if (!isnew) return id;
-  if (id >= sy->capbts) {
-    size_t cap = sy->capbts ? 2 * sy->capbts : 256;
-    struct bt *nb = realloc(sy->bts, cap * sizeof(*nb));
-    if (!nb) return -1;
-    sy->bts = nb;
-    sy->capbts = cap;
-  }
-  struct bt *b = &sy->bts[id];
-  memset(b, 0, sizeof(*b));
-  b->nr = nr;
-  if (!(b->frames = malloc(n * sizeof(*b->frames)))) return -1;
-  for (size_t i = 0; i < n; i++) b->frames[i] = f[n - 1 - i];
-  b->n = n;
-  sy->nbts = id + 1;
-  return id;
 }
 
 static int add_latency(struct scdata *d, uint64_t ns)
@@ -135,11 +95,11 @@ static void on_event(const struct ls_event *ev, size_t size, void *arg)
   if (nr < 0 || nr >= LS_MAX_SYSCALLS) return;
   sy->received++;
   n = ttarget_stack(&sy->s.tt, ev, 0);
-  if ((id = bt_of(sy, nr, n)) < 0) goto fail;
+  if ((id = btable_add(&sy->bts, nr, sy->s.tt.frames, n)) < 0) goto fail;
   if (ev->h.type == LS_EV_SYSCALL) {
     struct scdata *d = &sy->sc[nr];
-    sy->bts[id].count++;
-    sy->bts[id].ns += ev->h.value;
+    sy->bts.bts[id].count++;
+    sy->bts.bts[id].ns += ev->h.value;
     if (add_latency(d, ev->h.value)) goto fail;
     if (ev->h.arg2 > 0) {
       d->sized = 1;
@@ -155,7 +115,7 @@ static void on_event(const struct ls_event *ev, size_t size, void *arg)
       if (us && profile_add(sy->prof, sy->names, n + 1, us)) goto fail;
     }
   } else if (ev->h.type == LS_EV_EXEC) {
-    sy->bts[id].count++;
+    sy->bts.bts[id].count++;
   } else {
     return;
   }
@@ -184,32 +144,6 @@ static double quantile(const struct scdata *d, double q)
   if (!d->nlat) return -1;
   i = (size_t)(q * (double)(d->nlat - 1) + 0.5);
   return d->lat[i] / 1e3;
-}
-
-/* The innermost Lua frame with a line, as "chunk:line", or NULL. */
-static const struct tframe *lua_site(const struct bt *b)
-{
-  for (size_t i = 0; i < b->n; i++)
-    if (!strcmp(b->frames[i].kind, "lua") && b->frames[i].line > 0)
-      return &b->frames[i];
-  return NULL;
-}
-
-/* The heaviest backtraces of syscall nr (by count), up to max: indexes. */
-static size_t top_bts(const struct syscalls *sy, long nr, size_t *out,
-                      size_t max)
-{
-  size_t n = 0;
-  for (size_t i = 0; i < sy->nbts; i++) {
-    if (sy->bts[i].nr != nr || !sy->bts[i].count) continue;
-    size_t k = n < max ? n++ : max;
-    while (k > 0 && sy->bts[out[k - 1]].count < sy->bts[i].count) {
-      if (k < max) out[k] = out[k - 1];
-      k--;
-    }
-    if (k < max) out[k] = i;
-  }
-  return n;
 }
 
 static void write_json(struct syscalls *sy, const struct ls_scstat *st,
@@ -268,16 +202,16 @@ static void write_json(struct syscalls *sy, const struct ls_scstat *st,
     }
     json_key(j, "backtraces");
     json_begin_arr(j);
-    size_t nt = top_bts(sy, nr, top, TOP_BACKTRACES);
+    size_t nt = btable_top(&sy->bts, nr, top, TOP_BACKTRACES);
     for (size_t k = 0; k < nt; k++) {
-      const struct bt *b = &sy->bts[top[k]];
+      const struct bt *b = &sy->bts.bts[top[k]];
       json_begin_obj(j);
       json_key(j, "count");
       json_uint(j, b->count);
       json_key(j, "total_us");
       json_double(j, b->ns / 1e3);
       json_key(j, "frames");
-      tframes_json(j, b->frames, b->n);
+      bt_json_frames(j, b);
       json_end_obj(j);
     }
     json_end_arr(j);
@@ -288,8 +222,8 @@ static void write_json(struct syscalls *sy, const struct ls_scstat *st,
   json_begin_arr(j);
   for (size_t i = 0; i < sy->nspawns; i++) {
     const struct spawn *sp = &sy->spawns[i];
-    const struct bt *b = &sy->bts[sp->bt];
-    const struct tframe *site = lua_site(b);
+    const struct bt *b = &sy->bts.bts[sp->bt];
+    const struct tframe *site = bt_lua_site(b);
     char where[LJ_CHUNK_MAX + 16];
     json_begin_obj(j);
     json_key(j, "syscall");
@@ -309,7 +243,7 @@ static void write_json(struct syscalls *sy, const struct ls_scstat *st,
       json_null(j);
     }
     json_key(j, "frames");
-    tframes_json(j, b->frames, b->n);
+    bt_json_frames(j, b);
     json_end_obj(j);
   }
   json_end_arr(j);
@@ -317,13 +251,6 @@ static void write_json(struct syscalls *sy, const struct ls_scstat *st,
   fputc('\n', stdout);
   json_done(j);
   json_free(j);
-}
-
-static void print_bt(FILE *f, const struct bt *b)
-{
-  for (size_t i = 0; i < b->n && i < BT_DEPTH; i++)
-    fprintf(f, "        %s\n", b->frames[i].str);
-  if (b->n > BT_DEPTH) fprintf(f, "        ... %zu more\n", b->n - BT_DEPTH);
 }
 
 static void write_text(struct syscalls *sy, const struct ls_scstat *st,
@@ -357,13 +284,13 @@ static void write_text(struct syscalls *sy, const struct ls_scstat *st,
   for (size_t i = 0; i < n && i < TOP_SYSCALLS; i++) {
     long nr = order[i];
     const struct scdata *d = &sy->sc[nr];
-    size_t nt = top_bts(sy, nr, top, TOP_BACKTRACES);
+    size_t nt = btable_top(&sy->bts, nr, top, TOP_BACKTRACES);
     fprintf(f, "\n%s: top backtraces, innermost frame first\n", sysname(nr));
     for (size_t k = 0; k < nt; k++) {
       fprintf(f, "    %llu calls, %.3f ms:\n",
-              (unsigned long long)sy->bts[top[k]].count,
-              sy->bts[top[k]].ns / 1e6);
-      print_bt(f, &sy->bts[top[k]]);
+              (unsigned long long)sy->bts.bts[top[k]].count,
+              sy->bts.bts[top[k]].ns / 1e6);
+      bt_print(f, &sy->bts.bts[top[k]], "        ", BT_DEPTH);
     }
     if (d->sized) {
       fprintf(f, "    sizes:\n");
@@ -378,12 +305,12 @@ static void write_text(struct syscalls *sy, const struct ls_scstat *st,
   fprintf(f, "\nprocesses started: %zu\n", sy->nspawns);
   for (size_t i = 0; i < sy->nspawns; i++) {
     const struct spawn *sp = &sy->spawns[i];
-    const struct tframe *site = lua_site(&sy->bts[sp->bt]);
+    const struct tframe *site = bt_lua_site(&sy->bts.bts[sp->bt]);
     fprintf(f, "  %s by thread %u", sysname(sp->nr), (unsigned)sp->tid);
     if (sp->ret > 0) fprintf(f, " -> %lld", (long long)sp->ret);
     if (site) fprintf(f, " at %s:%d", site->chunk, site->line);
     fputc('\n', f);
-    if (i < 3) print_bt(f, &sy->bts[sp->bt]);
+    if (i < 3) bt_print(f, &sy->bts.bts[sp->bt], "        ", BT_DEPTH);
   }
 }
 
@@ -428,7 +355,7 @@ int syscalls_run(const struct syscalls_opts *o)
   memset(&sy, 0, sizeof(sy));
   sy.o = o;
   if (ttarget_open(&sy.s.tt, o->pid)) return 1;
-  if (!(sy.keys = strmap_new()) ||
+  if (btable_init(&sy.bts) ||
       (o->output &&
        (!(sy.prof = profile_new("us")) ||
         !(sy.names = calloc(TSTACK_MAX + 1, sizeof(*sy.names)))))) {
@@ -471,11 +398,8 @@ int syscalls_run(const struct syscalls_opts *o)
 out:
   luaspy_syscalls__destroy(skel);
   for (long nr = 0; nr < LS_MAX_SYSCALLS; nr++) free(sy.sc[nr].lat);
-  for (size_t i = 0; i < sy.nbts; i++) free(sy.bts[i].frames);
-  free(sy.bts);
-  free(sy.kb.buf);
+  btable_free(&sy.bts);
   free(sy.names);
-  strmap_free(sy.keys);
   profile_free(sy.prof);
   ttarget_close(&sy.s.tt);
   return rc;
