@@ -45,7 +45,7 @@ static void usage_alloc(FILE *f)
          "How it samples: a uprobe on the VM's allocator (the lua_Alloc "
          "function that\nG->allocf points to; no symbols needed) sees every "
          "allocation, but each probe\nhit costs the target a trap into the "
-         "kernel (~25 us here), hundreds of times\nthe allocation itself. So "
+         "kernel (22 us or more), hundreds of times\nthe allocation itself. So "
          "the probe is attached only for short windows, and\nthe next window "
          "opens when the traps of the last one fit in the --overhead\nbudget. "
          "Every allocation of a window is taken, weighted by its size: a "

@@ -54,7 +54,7 @@ struct session {
   struct rtargets ts;
   struct profile *prof;
   struct rstream *stream; /* the raw file or timeline; NULL if neither */
-  struct pusher *push; /* NULL without --push */
+  struct pusher *push;    /* NULL without --push */
   struct rec_stats st;
   struct fentry *fcache;
   size_t fcache_used;
@@ -171,8 +171,8 @@ static void add_stack(struct session *ss, const struct ls_sample *smp,
                   : profile_add(ss->prof, ss->stack, n, 1) ||
                         (ss->stream && rstream_sample(ss->stream, smp, t, vm,
                                                       ss->stack, n)) ||
-                        (ss->push && push_add(ss->push, t->pid,
-                                              vm ? vm->G : 0, ss->stack, n)))
+                        (ss->push && push_add(ss->push, t->pid, vm ? vm->G : 0,
+                                              ss->stack, n)))
     *o->stop = 1;
 }
 

@@ -17,6 +17,7 @@
 #include "session.h"
 
 #define POLL_MS 100
+#define DRAIN_S 0.5 /* at most, for what is left at the end */
 
 static double now_s(void)
 {
@@ -37,10 +38,16 @@ int tevent_ok(const void *data, size_t size)
           size >= head + (size_t)ev->lua.nframes * sizeof(struct ls_frame));
 }
 
+/* A target that makes events as fast as they are read would keep one
+ * ring_buffer__poll() going for ever: the handler ends it when the run is
+ * due (Ctrl-C, the duration, the bounded final drain). */
+#define DUE (-ECANCELED)
+
 static int on_ring(void *ctx, void *data, size_t size)
 {
   struct tsession *s = ctx;
   if (tevent_ok(data, size)) s->fn(data, size, s->arg);
+  if (++s->handled % 64 == 0 && now_s() >= s->due) return DUE;
   return 0;
 }
 
@@ -60,16 +67,22 @@ int tsession_run(struct tsession *s, const char *cmd)
     return 1;
   }
   while (!*s->stop && (s->duration <= 0 || now_s() - start < s->duration)) {
-    int n = ring_buffer__poll(rb, POLL_MS);
-    if (n < 0 && n != -EINTR) {
+    int n;
+    s->due = now_s() + POLL_MS / 1e3;
+    if (s->duration > 0 && start + s->duration < s->due)
+      s->due = start + s->duration;
+    n = ring_buffer__poll(rb, POLL_MS);
+    if (n < 0 && n != -EINTR && n != DUE) {
       die_msg("%s: reading events failed: %s", cmd, strerror(-n));
       rc = 1;
       break;
     }
     if (!proc_alive(s->tt.pid)) break;
   }
-  /* What is still in the ring buffer belongs to the recording. */
-  while (ring_buffer__poll(rb, 0) > 0) continue;
+  /* What is still in the ring buffer belongs to the recording, within
+   * reason: the programs are still attached. */
+  s->due = now_s() + DRAIN_S;
+  while (ring_buffer__poll(rb, 0) > 0 && now_s() < s->due) continue;
   ring_buffer__free(rb);
   return rc;
 }

@@ -20,6 +20,8 @@ struct tsession {
   int procs_fd, vms_fd;     /* the Lua walker's maps (luawalk.bpf.h) */
   int events_fd, counts_fd; /* ring buffer, enum ls_tcounter counters */
   double duration;          /* seconds; 0: until Ctrl-C or exit */
+  double due;               /* internal: when to stop reading events */
+  uint64_t handled;         /* internal: events handled */
   volatile int *stop;
   tevent_fn fn;
   void *arg;
