@@ -4,8 +4,9 @@
 # `table.insert(t, {i = i})` per request, ~17,000 allocations, plus one
 # leaked id) under wrk -t1 -c1, three ways:
 #   plain      no tracing
-#   leaks      `luaspy leaks --overhead PCT` for the whole phase, attached
-#              before it starts (PCT: LEAKS_OVERHEAD, default 10)
+#   leaks      `luaspy leaks` (its default budget, --overhead 1) for the
+#              whole phase, attached before it starts
+#   leaksPCT   the same with --overhead PCT (LEAKS_OVERHEAD, default 10)
 #   uprobes    uprobe + uretprobe on the same allocator (the address
 #              `luaspy leaks --json` reports, made in tracefs), counted by
 #              perf stat: what bpftrace-style tracing of every allocation
@@ -50,12 +51,18 @@ phase() { wrk -t1 -c1 -d"${SECS}s" --latency "$url" >"$TARGETS_TMP/$1.wrk" 2>&1;
 
 wrk -t1 -c1 -d2s "$url" >/dev/null 2>&1 # warm-up: the JIT compiles
 phase plain
-"$LUASPY" leaks -p "$w" --overhead "$PCT" --json >"$TARGETS_TMP/leaks.json" 2>"$TARGETS_TMP/leaks.err" &
-lp=$!
-for _ in $(seq 300); do attached && break; sleep 0.1; done
-phase leaks
-kill -INT "$lp" 2>/dev/null || true
-if ! wait "$lp"; then echo "bench: luaspy leaks failed: $(head -c 300 "$TARGETS_TMP/leaks.err")" >&2; exit 1; fi
+# leaks_phase NAME PCT: a phase under `luaspy leaks --overhead PCT`.
+leaks_phase() {
+  "$LUASPY" leaks -p "$w" --overhead "$2" --json >"$TARGETS_TMP/$1.json" 2>"$TARGETS_TMP/$1.err" &
+  lp=$!
+  for _ in $(seq 300); do attached && break; sleep 0.1; done
+  phase "$1"
+  kill -INT "$lp" 2>/dev/null || true
+  if ! wait "$lp"; then echo "bench: luaspy leaks failed: $(head -c 300 "$TARGETS_TMP/$1.err")" >&2; exit 1; fi
+  for _ in $(seq 50); do attached || break; sleep 0.1; done
+}
+leaks_phase leaks 1
+leaks_phase "leaks$PCT" "$PCT"
 obj=$(jq -r .allocator.object "$TARGETS_TMP/leaks.json")
 off=$(printf '0x%x' "$(jq -r .allocator.offset "$TARGETS_TMP/leaks.json")")
 # bpftrace 0.17 cannot probe an address outside any symbol (the stripped
@@ -76,11 +83,13 @@ wait "$bp" 2>/dev/null || true
 base=$(rps "$TARGETS_TMP/plain.wrk")
 echo "nginx+lua, bench/targets/seed_alloc.lua, wrk -t1 -c1, ${SECS}s per phase, $(nproc) CPUs, $(uname -r)"
 printf '%-10s %12s %10s %9s\n' phase "latency ms" "req/s" slowdown
-for p in plain leaks uprobes; do
+for p in plain leaks "leaks$PCT" uprobes; do
   [ -s "$TARGETS_TMP/$p.wrk" ] || continue
   l=$(latency_ms "$TARGETS_TMP/$p.wrk")
   printf '%-10s %12s %10s %8.2fx\n' "$p" "$l" "$(rps "$TARGETS_TMP/$p.wrk")" \
     "$(awk -v r="$(rps "$TARGETS_TMP/$p.wrk")" -v b="$base" 'BEGIN { print (r > 0 ? b / r : 0) }')"
 done
-jq -r '"leaks --overhead '"$PCT"': \(.windows) windows, probes on \(.probed_seconds * 1000 | floor) ms of \(.seconds | floor) s; top site \(.sites[0].site // "none") (\(.sites[0].alive_objects // 0) alive samples)"' "$TARGETS_TMP/leaks.json"
+for p in leaks "leaks$PCT"; do
+  jq -r --arg p "$p" '"\($p): \(.windows) windows, probes on \(.probed_seconds * 1000 | floor) ms of \(.seconds | floor) s, \(.sampled_allocations) allocations sampled; top site \(.sites[0].site // "none") (\(.sites[0].alive_objects // 0) alive samples)"' "$TARGETS_TMP/$p.json"
+done
 echo "uprobes: $(grep luaspy_bench "$TARGETS_TMP/bt.out" | cut -d, -f1,3 | tr '\n' ' ')"

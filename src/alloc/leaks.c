@@ -377,17 +377,11 @@ int leaks_report_json(const struct leakset *ls, const struct leakrun *r,
   for (size_t i = 0; i < n; i++) {
     const struct site *s = &ls->sites[v[i]];
     const struct tframe *at = site_frame(s);
-    char where[LJ_CHUNK_MAX + 16];
     double p, err;
     share(ls, s, &p, &err);
     json_begin_obj(j);
     json_key(j, "site");
-    if (at) {
-      snprintf(where, sizeof(where), "%s:%d", at->chunk, at->line);
-      json_str(j, where);
-    } else {
-      json_null(j);
-    }
+    tframe_json_site(j, at);
     json_key(j, "alive_objects");
     json_uint(j, s->live_objs);
     json_key(j, "alive_bytes");

@@ -461,13 +461,7 @@ static void json_mm(struct json *j, const struct jit_session *s)
       juint(j, "count", b->count);
       jnum(j, "share", (double)b->count / m->stacked[k]);
       json_key(j, "site");
-      if (site) {
-        char where[LJ_CHUNK_MAX + 16];
-        snprintf(where, sizeof(where), "%s:%d", site->chunk, site->line);
-        json_str(j, where);
-      } else {
-        json_null(j);
-      }
+      tframe_json_site(j, site);
       json_key(j, "frames");
       bt_json_frames(j, b);
       json_end_obj(j);

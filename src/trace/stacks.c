@@ -256,3 +256,14 @@ int tframes_intern(struct strmap *keys, const char *prefix,
   kb->buf[len] = 0;
   return strmap_id(keys, kb->buf, len, id);
 }
+
+void tframe_json_site(struct json *j, const struct tframe *site)
+{
+  char where[LJ_CHUNK_MAX + 16];
+  if (!site) {
+    json_null(j);
+    return;
+  }
+  snprintf(where, sizeof(where), "%s:%d", site->chunk, site->line);
+  json_str(j, where);
+}

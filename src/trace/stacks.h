@@ -91,5 +91,7 @@ struct json;
 /* frames[0..n) as a JSON array of objects {kind, name, chunk, line,
  * frame}, in the order given (the naming contract of docs/). */
 void tframes_json(struct json *j, const struct tframe *frames, size_t n);
+/* A frame's place as the JSON string "chunk:line", or null without one. */
+void tframe_json_site(struct json *j, const struct tframe *site);
 
 #endif

@@ -224,7 +224,6 @@ static void write_json(struct syscalls *sy, const struct ls_scstat *st,
     const struct spawn *sp = &sy->spawns[i];
     const struct bt *b = &sy->bts.bts[sp->bt];
     const struct tframe *site = bt_lua_site(b);
-    char where[LJ_CHUNK_MAX + 16];
     json_begin_obj(j);
     json_key(j, "syscall");
     json_str(j, sysname(sp->nr));
@@ -236,12 +235,7 @@ static void write_json(struct syscalls *sy, const struct ls_scstat *st,
     else
       json_null(j);
     json_key(j, "site");
-    if (site) {
-      snprintf(where, sizeof(where), "%s:%d", site->chunk, site->line);
-      json_str(j, where);
-    } else {
-      json_null(j);
-    }
+    tframe_json_site(j, site);
     json_key(j, "frames");
     bt_json_frames(j, b);
     json_end_obj(j);
