@@ -8,8 +8,8 @@ set -u
 
 HZ=199
 
-# A spinning target that calls ready() first; EXEC=1 makes it exec()
-# /bin/sleep after EXEC_AFTER seconds (through the FFI, as a C module
+# A spinning target that calls ready() first; with EXEC_WHEN=FILE it
+# exec()s /bin/sleep once FILE exists (through the FFI, as a C module
 # would), replacing the LuaJIT image under a running record.
 SPIN=$TARGETS_TMP/spin.lua
 cat >"$SPIN" <<'LUA'
@@ -17,14 +17,14 @@ local ready = require "ready"
 local ffi = require "ffi"
 ffi.cdef [[
 int execv(const char *path, char *const argv[]);
-long time(void *t);
 ]]
-local exec_at = os.getenv("EXEC_AFTER") and ffi.C.time(nil) + tonumber(os.getenv("EXEC_AFTER"))
+local exec_when = os.getenv("EXEC_WHEN")
 local function work(n) local s = 0 for i = 1, n do s = s + i % 7 end return s end
 ready()
 while true do
   work(1e5)
-  if exec_at and ffi.C.time(nil) >= exec_at then
+  local f = exec_when and io.open(exec_when)
+  if f then
     local argv = ffi.new("char *[3]", ffi.cast("char *", "sleep"), ffi.cast("char *", "100"), nil)
     ffi.C.execv("/bin/sleep", argv)
   end
@@ -116,9 +116,16 @@ heap_target_killed() {
 
 record_target_execs() {
   local pid out=$TARGETS_TMP/exec.folded lp
-  pid=$(EXEC_AFTER=2 start_luajit openresty "$SPIN") || fail "target did not start"
-  "$LUASPY" record -F $HZ -p "$pid" -d 6 -o "$out" >"$out.stdout" 2>"$out.err" &
+  pid=$(EXEC_WHEN="$out.go" start_luajit openresty "$SPIN") || fail "target did not start"
+  "$LUASPY" record -F $HZ -p "$pid" -d 8 -o "$out" >"$out.stdout" 2>"$out.err" &
   lp=$!
+  # The exec comes once record samples (its start-up varies with load).
+  for _ in $(seq 150); do
+    bpftool prog show 2>/dev/null | grep -q ' name luaspy_sample' && break
+    sleep 0.1
+  done
+  sleep 1.5
+  : >"$out.go"
   wait_exit "$lp" 30
   case_log "$out.err"
   expect_no_crash "$out.err"
