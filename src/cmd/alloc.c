@@ -144,7 +144,6 @@ static int run(int argc, char **argv, int leaks)
   char why[256];
   int c;
   opterr = 0;
-  optind = 1;
   while ((c = getopt_long(argc, argv, shorts, leaks ? leaks_opts : alloc_opts,
                           NULL)) != -1) {
     switch (c) {

@@ -174,7 +174,7 @@ size_t ttarget_stack(struct ttarget *tt, const struct ls_event *ev,
   size_t np = ev->nat.ip ? unwind_stack(tt->uw, &r, ev->nat.ustack, ulen, pcs,
                                         UNWIND_MAX_FRAMES)
                          : 0;
-  size_t n = 0, splice = stack_splice(&tt->t, pcs, np), nl;
+  size_t n = 0, splice = np ? stack_splice(&tt->t, pcs, np) : 0, nl;
   struct tframe *f = tt->frames;
   for (size_t i = np; i-- > splice;) native(tt, &f[n++], pcs[i]);
   nl = lua_frames(tt, &ev->lua, 1, &f[n]);
