@@ -33,8 +33,6 @@ trap 'exit 130' INT TERM
 [ -x "$LUASPY" ] || { echo "bench: $LUASPY missing (make)" >&2; exit 1; }
 cp "$LUASPY" "$TARGETS_TMP/luaspy"
 LUASPY=$TARGETS_TMP/luaspy
-w=$(start_nginx "$ROOT/bench/targets/seed_alloc.lua" 1) || { echo "bench: nginx did not start" >&2; exit 1; }
-url="http://127.0.0.1:$(target_port "$w")/t"
 
 # latency_ms WRKOUT: mean latency in ms; rps WRKOUT: requests per second.
 latency_ms() {
@@ -47,12 +45,22 @@ latency_ms() {
 # whose CPU would otherwise count as overhead on this small machine).
 attached() { bpftool prog show 2>/dev/null | grep -q ' name luaspy_alloc_'; }
 rps() { awk '/^Requests\/sec:/ {print $2}' "$1"; }
+# fresh: a new nginx for each phase (the leak makes every GC cycle longer
+# as it grows, so a later phase would be slower anyway), warmed up (the
+# JIT compiles); sets w and url.
+fresh() {
+  stop_all
+  w=$(start_nginx "$ROOT/bench/targets/seed_alloc.lua" 1) || { echo "bench: nginx did not start" >&2; exit 1; }
+  url="http://127.0.0.1:$(target_port "$w")/t"
+  wrk -t1 -c1 -d2s "$url" >/dev/null 2>&1
+}
 phase() { wrk -t1 -c1 -d"${SECS}s" --latency "$url" >"$TARGETS_TMP/$1.wrk" 2>&1; }
 
-wrk -t1 -c1 -d2s "$url" >/dev/null 2>&1 # warm-up: the JIT compiles
+fresh
 phase plain
 # leaks_phase NAME PCT: a phase under `luaspy leaks --overhead PCT`.
 leaks_phase() {
+  fresh
   "$LUASPY" leaks -p "$w" --overhead "$2" --json >"$TARGETS_TMP/$1.json" 2>"$TARGETS_TMP/$1.err" &
   lp=$!
   for _ in $(seq 300); do attached && break; sleep 0.1; done
@@ -63,11 +71,13 @@ leaks_phase() {
 }
 leaks_phase leaks 1
 leaks_phase "leaks$PCT" "$PCT"
-obj=$(jq -r .allocator.object "$TARGETS_TMP/leaks.json")
+# The allocator's file as the target sees it (no /proc/PID/root prefix).
+obj=$(jq -r .allocator.object "$TARGETS_TMP/leaks.json" | sed 's|^/proc/[0-9]*/root||')
 off=$(printf '0x%x' "$(jq -r .allocator.offset "$TARGETS_TMP/leaks.json")")
 # bpftrace 0.17 cannot probe an address outside any symbol (the stripped
 # allocator) nor attach to a tracefs uprobe: the same two probes are made
 # in tracefs and counted by perf stat, trap for trap the same cost.
+fresh
 ev=/sys/kernel/tracing/uprobe_events
 echo "p:uprobes/luaspy_bench_alloc $obj:$off" >>"$ev"
 echo "r:uprobes/luaspy_bench_allocr $obj:$off" >>"$ev"

@@ -139,10 +139,7 @@ static int sample(struct arun *ar, const char *cmd, double start)
       if (allocprobe_attach(&ar->ap, cmd)) rc = 1;
       window_attached(&ar->win, t = mono_now());
       break;
-    case WINDOW_DETACH:
-      allocprobe_detach(&ar->ap);
-      window_detached(&ar->win, t = mono_now());
-      break;
+    case WINDOW_DETACH: allocprobe_detach(&ar->ap); break;
     case WINDOW_STAY: break;
     }
     if (rc) break;

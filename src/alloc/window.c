@@ -37,7 +37,6 @@ enum window_step window_tick(struct window *w, double now, uint64_t calls)
     if (cost > held) cost = held;
     w->on = 0;
     w->on_total += now - w->opened;
-    w->closing = now;
     off = cost / w->budget - (now - w->opened);
     if (off < MIN_OFF_WINDOWS * w->on_s) off = MIN_OFF_WINDOWS * w->on_s;
     if (off > MAX_OFF_S) off = MAX_OFF_S;
@@ -54,14 +53,6 @@ enum window_step window_tick(struct window *w, double now, uint64_t calls)
   w->count++;
   w->next = now + w->on_s;
   return WINDOW_ATTACH;
-}
-
-void window_detached(struct window *w, double now)
-{
-  /* Detaching waits for the kernel (an RCU grace period): part of that
-   * time the probe may still trap, so it counts against the budget. */
-  w->next += (now - w->closing) / w->budget;
-  if (w->next > now + MAX_OFF_S) w->next = now + MAX_OFF_S;
 }
 
 void window_attached(struct window *w, double now)

@@ -7,7 +7,8 @@
 ** bench/README.md) instead of tens of nanoseconds, so an allocation-bound
 ** loop runs hundreds of times slower for that window. A window that saw
 ** `calls` calls cost about calls * trap_s, but never more than the time
-** the probes were in place (attaching and detaching included); the next
+** the probes were in place (attaching included; detaching removes the
+** breakpoints at once, then waits for the kernel's grace period); the next
 ** window opens after that cost divided by the budget (the share of time
 ** the target may lose), at a random point of that interval so that
 ** windows do not lock onto the target's periods.
@@ -26,7 +27,6 @@ struct window {
   double next;     /* when to attach or detach next */
   double began;    /* when attaching the current window's probes began */
   double opened;   /* when they were all attached */
-  double closing;  /* when the last window was due to close */
   uint64_t calls0; /* the calls counter then */
   unsigned count;  /* windows opened so far */
   double on_total; /* seconds attached so far */
@@ -44,8 +44,6 @@ enum window_step window_tick(struct window *w, double now, uint64_t calls);
 /* The probes are attached now (attaching takes a while): the window
  * starts now. */
 void window_attached(struct window *w, double now);
-/* The probes are detached now. */
-void window_detached(struct window *w, double now);
 /* Seconds from now until window_tick has something to do. */
 double window_wait(const struct window *w, double now);
 
