@@ -2,17 +2,15 @@
 ** Sampled allocations and their liveness (see leaks.h).
 */
 #define _GNU_SOURCE
-#include <errno.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "../cmd/common.h"
 #include "../heap/heap.h"
 #include "../output/json.h"
 #include "../output/profile.h"
-#include "../output/strmap.h"
+#include "../trace/backtraces.h"
 #include "leaks.h"
 
 #define CACHE_BYTES (64u << 20) /* target memory cached while walking */
@@ -24,10 +22,8 @@
 #define FLOOR_OBJECTS 3
 #define FLOOR_SHARE 0.001
 
-/* A distinct allocation stack. */
+/* What a distinct allocation stack (ls->bts.bts[i] for sites[i]) did. */
 struct site {
-  struct tframe *frames; /* innermost first */
-  size_t n;
   uint64_t objs, bytes;           /* sampled */
   uint64_t live_objs, live_bytes; /* ... and alive at the end */
   uint64_t oldest_ts;             /* of its alive samples */
@@ -41,8 +37,7 @@ struct sample {
 };
 
 struct leakset {
-  struct strmap *keys;
-  struct tkeybuf kb;
+  struct btable bts; /* the stacks, by site */
   struct site *sites;
   size_t nsites, capsites;
   struct sample *v;
@@ -55,7 +50,7 @@ struct leakset {
 struct leakset *leaks_new(void)
 {
   struct leakset *ls = calloc(1, sizeof(*ls));
-  if (ls && !(ls->keys = strmap_new())) {
+  if (ls && btable_init(&ls->bts)) {
     free(ls);
     return NULL;
   }
@@ -65,11 +60,9 @@ struct leakset *leaks_new(void)
 void leaks_free(struct leakset *ls)
 {
   if (!ls) return;
-  for (size_t i = 0; i < ls->nsites; i++) free(ls->sites[i].frames);
+  btable_free(&ls->bts);
   free(ls->sites);
   free(ls->v);
-  free(ls->kb.buf);
-  strmap_free(ls->keys);
   free(ls);
 }
 
@@ -88,30 +81,24 @@ static int grow(void **v, size_t *cap, size_t need, size_t size)
 int leaks_add(struct leakset *ls, int vm, uint64_t block, uint64_t bytes,
               uint64_t ts, const struct tframe *frames, size_t n)
 {
-  uint32_t id;
-  int isnew;
+  long id;
   ls->bytes += bytes;
   if (ls->n == MAX_SAMPLES) {
     ls->dropped++;
     return 0;
   }
-  if ((isnew = tframes_intern(ls->keys, NULL, frames, n, &ls->kb, &id)) < 0)
-    return -1;
-  if (isnew) {
-    struct site *s;
-    if (grow((void **)&ls->sites, &ls->capsites, id + 1, sizeof(*s))) return -1;
-    s = &ls->sites[id];
-    memset(s, 0, sizeof(*s));
-    if (!(s->frames = malloc(n * sizeof(*s->frames)))) return -1;
-    for (size_t i = 0; i < n; i++) s->frames[i] = frames[n - 1 - i];
-    s->n = n;
-    ls->nsites = id + 1;
+  if ((id = btable_add(&ls->bts, 0, frames, n)) < 0) return -1;
+  if ((size_t)id == ls->nsites) { /* new */
+    if (grow((void **)&ls->sites, &ls->capsites, ls->nsites + 1,
+             sizeof(*ls->sites)))
+      return -1;
+    memset(&ls->sites[ls->nsites++], 0, sizeof(*ls->sites));
   }
   ls->sites[id].objs++;
   ls->sites[id].bytes += bytes;
   if (grow((void **)&ls->v, &ls->cap, ls->n + 1, sizeof(*ls->v))) return -1;
   ls->v[ls->n++] = (struct sample){
-      .block = block, .bytes = bytes, .ts = ts, .site = id, .vm = vm};
+      .block = block, .bytes = bytes, .ts = ts, .site = (uint32_t)id, .vm = vm};
   return 0;
 }
 
@@ -179,8 +166,6 @@ int leaks_judge(struct leakset *ls, struct ttarget *tt, uint64_t now_ns,
                 double recheck_s, struct leakrun *r)
 {
   struct tmem *mem = tmem_new(tt->pid, CACHE_BYTES);
-  struct timespec ts = {(time_t)recheck_s,
-                        (long)((recheck_s - (time_t)recheck_s) * 1e9)};
   int rc = 0;
   if (!mem) {
     die_msg("leaks: out of memory");
@@ -188,8 +173,7 @@ int leaks_judge(struct leakset *ls, struct ttarget *tt, uint64_t now_ns,
   }
   ls->now_ns = now_ns;
   for (int pass = 0; pass < 2 && !rc; pass++) {
-    if (pass)
-      while (nanosleep(&ts, &ts) && errno == EINTR) continue;
+    if (pass) sleep_s(recheck_s);
     for (size_t i = 0; i < tt->t.nvms && !rc; i++)
       rc = judge_vm(ls, tt, mem, i, pass, r);
   }
@@ -238,13 +222,13 @@ static uint32_t *ranked(const struct leakset *ls, size_t *n)
 
 /* The innermost Lua or trace frame with a line: where the allocation was
  * made (a trace's line is that of the code it compiled, there). */
-static const struct tframe *site_frame(const struct site *s)
+static const struct tframe *site_frame(const struct bt *b)
 {
-  for (size_t i = 0; i < s->n; i++)
-    if ((!strcmp(s->frames[i].kind, "lua") ||
-         !strcmp(s->frames[i].kind, "trace")) &&
-        s->frames[i].line > 0 && s->frames[i].chunk[0])
-      return &s->frames[i];
+  for (size_t i = 0; i < b->n; i++)
+    if ((!strcmp(b->frames[i].kind, "lua") ||
+         !strcmp(b->frames[i].kind, "trace")) &&
+        b->frames[i].line > 0 && b->frames[i].chunk[0])
+      return &b->frames[i];
   return NULL;
 }
 
@@ -308,7 +292,8 @@ void leaks_report_text(const struct leakset *ls, const struct leakrun *r,
           "site");
   for (size_t i = 0; i < n && i < (size_t)r->top; i++) {
     const struct site *s = &ls->sites[v[i]];
-    const struct tframe *at = site_frame(s);
+    const struct bt *b = &ls->bts.bts[v[i]];
+    const struct tframe *at = site_frame(b);
     double p, err;
     share(ls, s, &p, &err);
     fprintf(f, "  %6.1f%% %8llu %10llu %7.1fs  ", 100 * p,
@@ -317,10 +302,8 @@ void leaks_report_text(const struct leakset *ls, const struct leakrun *r,
     if (at)
       fprintf(f, "%s:%d\n", at->chunk, at->line);
     else
-      fprintf(f, "%s\n", s->frames[0].str);
-    for (size_t k = 0; k < s->n && k < BT_DEPTH; k++)
-      fprintf(f, "        %s\n", s->frames[k].str);
-    if (s->n > BT_DEPTH) fprintf(f, "        ... %zu more\n", s->n - BT_DEPTH);
+      fprintf(f, "%s\n", b->frames[0].str);
+    bt_print(f, b, "        ", BT_DEPTH);
   }
   free(v);
 }
@@ -376,12 +359,12 @@ int leaks_report_json(const struct leakset *ls, const struct leakrun *r,
   json_begin_arr(j);
   for (size_t i = 0; i < n; i++) {
     const struct site *s = &ls->sites[v[i]];
-    const struct tframe *at = site_frame(s);
+    const struct bt *b = &ls->bts.bts[v[i]];
     double p, err;
     share(ls, s, &p, &err);
     json_begin_obj(j);
     json_key(j, "site");
-    tframe_json_site(j, at);
+    tframe_json_site(j, site_frame(b));
     json_key(j, "alive_objects");
     json_uint(j, s->live_objs);
     json_key(j, "alive_bytes");
@@ -397,7 +380,7 @@ int leaks_report_json(const struct leakset *ls, const struct leakrun *r,
     json_key(j, "oldest_seconds");
     json_double(j, (double)(ls->now_ns - s->oldest_ts) / 1e9);
     json_key(j, "frames");
-    tframes_json(j, s->frames, s->n);
+    bt_json_frames(j, b);
     json_end_obj(j);
   }
   json_end_arr(j);
@@ -416,16 +399,17 @@ int leaks_flame(const struct leakset *ls, const char *path, const char *format)
   size_t most = 1;
   int rc = -1;
   for (size_t i = 0; i < ls->nsites; i++)
-    if (ls->sites[i].n > most) most = ls->sites[i].n;
+    if (ls->bts.bts[i].n > most) most = ls->bts.bts[i].n;
   if (!p || !(names = malloc(most * sizeof(*names)))) {
     die_msg("leaks: out of memory");
     goto out;
   }
   for (size_t i = 0; i < ls->nsites; i++) {
     const struct site *s = &ls->sites[i];
+    const struct bt *b = &ls->bts.bts[i];
     if (!s->live_bytes) continue;
-    for (size_t k = 0; k < s->n; k++) names[k] = s->frames[s->n - 1 - k].str;
-    if (profile_add(p, names, s->n, s->live_bytes)) goto out;
+    for (size_t k = 0; k < b->n; k++) names[k] = b->frames[b->n - 1 - k].str;
+    if (profile_add(p, names, b->n, s->live_bytes)) goto out;
   }
   if (!profile_total(p)) {
     const char *none = "[no sampled allocation alive]";

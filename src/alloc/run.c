@@ -41,22 +41,6 @@ struct arun {
   int failed;
 };
 
-/* The counters of a walk, as record's summary counts them. */
-static void tally(struct rec_stats *st, const struct ls_sample *s)
-{
-  st->received++;
-  if (s->status == LS_NO_VM)
-    st->no_vm++;
-  else if (s->status == LS_IDLE)
-    st->idle++;
-  else if (s->partial != LS_OK && s->partial <= LS_PARTIAL_LOOP)
-    st->partial[s->partial]++;
-  else if (!s->nframes)
-    st->no_frames++;
-  else
-    st->complete++;
-}
-
 /* While probes are attached, events may come as fast as they are named:
  * the ring buffer's poll would then never return to close the window.
  * So the handler stops it when the window is due (or on Ctrl-C). */
@@ -76,7 +60,8 @@ static int on_event(void *ctx, void *data, size_t size)
   if (size < head ||
       size < head + (size_t)ev->lua.nframes * sizeof(struct ls_frame))
     return 0;
-  tally(&ar->st, &ev->lua);
+  ar->st.received++;
+  stats_tally(&ar->st, &ev->lua);
   n = ttarget_lua_stack(&ar->tt, &ev->lua, ar->o->line_mode);
   if (ar->ls) {
     int vm = allocprobe_vm(&ar->ap, ar->tt.t.nvms, ev->call.ud);
@@ -104,12 +89,6 @@ static uint64_t gc_total(const struct ttarget *tt)
                        &v))
       sum += v;
   return sum;
-}
-
-static void sleep_s(double s)
-{
-  struct timespec ts = {(time_t)s, (long)((s - (time_t)s) * 1e9)};
-  while (nanosleep(&ts, &ts) && errno == EINTR) continue;
 }
 
 /* Opens and closes windows until the end; events go to on_event. Returns

@@ -37,6 +37,8 @@ void install_signal_guard(volatile int *flag);
 
 /* Seconds on CLOCK_MONOTONIC: for durations and deadlines. */
 double mono_now(void);
+/* Sleeps s seconds, signals notwithstanding. */
+void sleep_s(double s);
 /* fn (async-signal-safe) runs before a signal the guard handles kills
  * the process: `luaspy top` restores the terminal there. */
 void signal_guard_cleanup(void (*fn)(void));

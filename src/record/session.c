@@ -179,19 +179,11 @@ static void add_stack(struct session *ss, const struct ls_sample *smp,
 /* Counts smp by what came of it; the marker to put at the root, or NULL. */
 static const char *tally(struct session *ss, const struct ls_sample *smp)
 {
-  if (smp->status == LS_IDLE) {
-    ss->st.idle++;
-    return "[not running Lua]";
-  }
-  if (smp->partial != LS_OK && smp->partial <= LS_PARTIAL_LOOP) {
-    ss->st.partial[smp->partial]++;
+  stats_tally(&ss->st, smp);
+  if (smp->status == LS_IDLE) return "[not running Lua]";
+  if (smp->partial != LS_OK && smp->partial <= LS_PARTIAL_LOOP)
     return ss->markers[smp->partial];
-  }
-  if (smp->nframes == 0) {
-    ss->st.no_frames++;
-    return "[no Lua frames]";
-  }
-  ss->st.complete++;
+  if (smp->nframes == 0) return "[no Lua frames]";
   return NULL;
 }
 
@@ -319,7 +311,7 @@ static void on_sample(const struct ls_sample *smp, void *arg)
   if (ss->fcache_used >= FCACHE_SIZE / 2) fcache_flush(ss);
   if (smp->status == LS_NO_VM) {
     t->novm++;
-    ss->st.no_vm++;
+    stats_tally(&ss->st, smp);
     ss->stack[0] = "[no Lua VM identified]";
     add_stack(ss, smp, t, NULL, 1);
     return;

@@ -11,6 +11,20 @@
 #include "ftable.h"
 #include "summary.h"
 
+void stats_tally(struct rec_stats *st, const struct ls_sample *s)
+{
+  if (s->status == LS_NO_VM)
+    st->no_vm++;
+  else if (s->status == LS_IDLE)
+    st->idle++;
+  else if (s->partial != LS_OK && s->partial <= LS_PARTIAL_LOOP)
+    st->partial[s->partial]++;
+  else if (!s->nframes)
+    st->no_frames++;
+  else
+    st->complete++;
+}
+
 double stats_unwound(const struct rec_stats *st)
 {
   return st->received ? (double)(st->complete + st->idle) / st->received : 0;

@@ -35,6 +35,8 @@ struct rec_stats {
 
 /* Share of samples whose stack is known: whole stacks and idle VMs. */
 double stats_unwound(const struct rec_stats *st);
+/* Counts in st what came of sample s (st->received aside). */
+void stats_tally(struct rec_stats *st, const struct ls_sample *s);
 
 enum rec_vmclass stats_vmclass(int32_t vmstate);
 /* "interp", "JIT", "C", "GC", "compiler", "unknown". */
