@@ -9,6 +9,10 @@
 # dropped one is not listed; nginx with the leak of heap_leak.lua (a
 # random id stored per request, line 9) under wrk names test.lua:9, and
 # the same handler without the leak (heap_noleak.lua) reports nothing.
+# churn: tests/targets/alloc_churn.lua rebuilds the same 200 tables in
+# the same blocks every round (line 17) and keeps one table a round (line
+# 22): only line 22 is listed, its watched blocks intact, and the churn's
+# watched blocks were seen rewritten (freed and made anew).
 set -u
 . "$(dirname "$0")/lib/harness.sh"
 
@@ -82,6 +86,19 @@ leaks_nginx() {
   fi
 }
 
+leaks_churn() {
+  local flavor=$1 pid out=$TARGETS_TMP/churn.$$.json
+  pid=$(start_luajit "$flavor" alloc_churn.lua) || fail "target did not start"
+  # A bigger budget: the target sleeps most of the time, windows are cheap.
+  leaks_json "$out" "$pid" -d 5 --overhead 50 --window 20
+  jq -e '.watch_error == null' "$out" >/dev/null ||
+    fail "blocks not watched: $(jq -r .watch_error "$out")"
+  jq -e '.sites[0] | (.site | test("alloc_churn\\.lua:22$")) and .watched_objects > 0 and .intact_objects == .watched_objects' "$out" >/dev/null ||
+    fail "top site is not alloc_churn.lua:22, intact: $(jq -c '[.sites[] | {site, alive_objects, watched_objects, intact_objects}]' "$out" | head -c 300)"
+  jq -e 'all(.sites[]; .site | test(":17$") | not)' "$out" >/dev/null ||
+    fail "the churn (line 17) is listed: $(jq -c '[.sites[] | {site, alive_objects, watched_objects, intact_objects}]' "$out" | head -c 300)"
+}
+
 alloc_bad_input() {
   local pid out=$TARGETS_TMP/bad.$$
   for args in "alloc" "leaks" "alloc -p 1 --window 0" "leaks -p 1 --overhead 200" \
@@ -124,5 +141,7 @@ case_run "leaks: list kept, openresty" leaks_luajit openresty
 case_run "leaks: list kept, upstream" leaks_luajit upstream
 case_run "leaks: nginx leak under wrk names test.lua:9" leaks_nginx heap_leak.lua
 case_run "leaks: nginx without a leak reports nothing" leaks_nginx heap_noleak.lua
+case_run "leaks: churn is not a leak, openresty" leaks_churn openresty
+case_run "leaks: churn is not a leak, upstream" leaks_churn upstream
 case_run "alloc: bad input" alloc_bad_input
 case_run "leaks: Ctrl-C, nothing left behind" alloc_no_leftovers

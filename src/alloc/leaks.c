@@ -11,6 +11,8 @@
 #include "../output/json.h"
 #include "../output/profile.h"
 #include "../trace/backtraces.h"
+#include "hwwatch.h"
+#include "ident.h"
 #include "leaks.h"
 
 #define CACHE_BYTES (64u << 20) /* target memory cached while walking */
@@ -21,20 +23,31 @@
  * a cache that settled is as likely as a leak. */
 #define FLOOR_OBJECTS 3
 #define FLOOR_SHARE 0.001
+/* Alive samples of a site watched, and the shortest watch. */
+#define WATCH_PER_SITE HWWATCH_SLOTS
+#define WATCH_MIN_S 0.25
 
 /* What a distinct allocation stack (ls->bts.bts[i] for sites[i]) did. */
 struct site {
   uint64_t objs, bytes;           /* sampled */
   uint64_t live_objs, live_bytes; /* ... and alive at the end */
   uint64_t oldest_ts;             /* of its alive samples */
+  uint32_t watched, intact;       /* samples watched, and not written */
 };
 
 struct sample {
   uint64_t block, bytes, ts;
+  struct birth birth; /* read when its window closed */
+  uint64_t digest;    /* of the block's object at the first walk */
   uint32_t site;
   int32_t vm;
-  int alive;
+  uint8_t freed; /* a free of the block, or a new block there, was seen */
+  uint8_t alive;
+  uint8_t part;    /* the walks found a table part there, not an object */
+  uint8_t written; /* a watch saw its type byte written */
 };
+
+#define NO_SAMPLE UINT32_MAX
 
 struct leakset {
   struct btable bts; /* the stacks, by site */
@@ -42,9 +55,17 @@ struct leakset {
   size_t nsites, capsites;
   struct sample *v;
   size_t n, cap;
-  uint64_t dropped; /* samples past MAX_SAMPLES */
-  uint64_t now_ns;  /* when judged */
+  struct addrmap blocks; /* block -> its latest sample, NO_SAMPLE if freed */
+  size_t born;           /* samples whose birth marks were read */
+  struct tmem *mem;      /* the target, for them */
+  uint64_t dropped;      /* samples past MAX_SAMPLES */
+  uint64_t now_ns;       /* when judged */
   uint64_t bytes, live, live_bytes;
+  uint64_t freed;   /* samples seen freed while the probes were on */
+  uint64_t changed; /* ... found by both walks, but not the same object */
+  uint64_t watched, rewritten; /* ... alive, watched, and written there */
+  double watch_s;              /* how long they were watched */
+  char watch_error[160];       /* why none could be, if so */
 };
 
 struct leakset *leaks_new(void)
@@ -61,6 +82,8 @@ void leaks_free(struct leakset *ls)
 {
   if (!ls) return;
   btable_free(&ls->bts);
+  addrmap_free(&ls->blocks);
+  tmem_free(ls->mem);
   free(ls->sites);
   free(ls->v);
   free(ls);
@@ -78,6 +101,16 @@ static int grow(void **v, size_t *cap, size_t need, size_t size)
   return 0;
 }
 
+void leaks_freed(struct leakset *ls, uint64_t block)
+{
+  uint32_t k;
+  if (block && !addrmap_get(&ls->blocks, block, &k) && k != NO_SAMPLE) {
+    ls->v[k].freed = 1;
+    ls->freed++;
+    addrmap_set(&ls->blocks, block, NO_SAMPLE);
+  }
+}
+
 int leaks_add(struct leakset *ls, int vm, uint64_t block, uint64_t bytes,
               uint64_t ts, const struct tframe *frames, size_t n)
 {
@@ -87,6 +120,9 @@ int leaks_add(struct leakset *ls, int vm, uint64_t block, uint64_t bytes,
     ls->dropped++;
     return 0;
   }
+  /* The allocator handed out the block again: it was freed since. */
+  leaks_freed(ls, block);
+  if (addrmap_set(&ls->blocks, block, (uint32_t)ls->n)) return -1;
   if ((id = btable_add(&ls->bts, 0, frames, n)) < 0) return -1;
   if ((size_t)id == ls->nsites) { /* new */
     if (grow((void **)&ls->sites, &ls->capsites, ls->nsites + 1,
@@ -102,28 +138,9 @@ int leaks_add(struct leakset *ls, int vm, uint64_t block, uint64_t bytes,
   return 0;
 }
 
-/* A block freed since it was sampled may hold a live object again. The
- * allocator's chunk header (the word before the block, in LuaJIT's own
- * allocator and glibc's: size and 3 flag bits) tells most reuses apart: a
- * block cut to another size is not the one sampled. Chunks are the size
- * asked for plus one word, rounded to 8 (lj_alloc) or 16 (glibc). Blocks
- * of 128 KiB and more are mapped on their own and not checked. */
-#define DIRECT_BYTES (128u << 10)
-
-static int same_block(struct tmem *mem, const struct sample *smp)
-{
-  uint64_t head, size, want8, want16;
-  if (smp->bytes >= DIRECT_BYTES) return 1;
-  if (tmem_u64(mem, smp->block - 8, &head)) return 0;
-  size = head & ~7ull;
-  want8 = (smp->bytes + 8 + 7) & ~7ull;
-  want16 = (smp->bytes + 8 + 15) & ~15ull;
-  return size == (want8 < 32 ? 32 : want8) ||
-         size == (want16 < 32 ? 32 : want16);
-}
-
-/* Walk `pass` 0 marks the samples of VM i alive that the walk reaches;
- * walk 1 keeps only those it reaches again. */
+/* Walk `pass` 0 finds the samples of VM i that the walk reaches and notes
+ * what their blocks hold; walk 1 keeps those it reaches again holding the
+ * same. */
 static int judge_vm(struct leakset *ls, struct ttarget *tt, struct tmem *mem,
                     size_t i, int pass, struct leakrun *r)
 {
@@ -146,11 +163,22 @@ static int judge_vm(struct leakset *ls, struct ttarget *tt, struct tmem *mem,
   if (s.graph.incomplete) r->incomplete = s.graph.incomplete;
   for (size_t k = 0; k < ls->n; k++) {
     struct sample *smp = &ls->v[k];
-    if (smp->vm != (int32_t)i) continue;
-    int found = (!addrmap_get(&s.seen, smp->block, &idx) ||
-                 !addrmap_get(&parts, smp->block, &idx)) &&
-                same_block(mem, smp);
-    smp->alive = pass ? smp->alive && found : found;
+    uint64_t d = 0;
+    if (smp->vm != (int32_t)i || smp->freed || (pass && !smp->alive)) continue;
+    if (!addrmap_get(&s.seen, smp->block, &idx)) {
+      smp->part = 0;
+      d = ident_now(&c, smp->block, smp->bytes, 0, &smp->birth);
+    } else if (!addrmap_get(&parts, smp->block, &idx)) {
+      smp->part = 1;
+      d = ident_now(&c, smp->block, smp->bytes, s.objs[idx].addr, &smp->birth);
+    }
+    if (!pass) {
+      smp->alive = d != 0;
+      smp->digest = d;
+    } else if (d != smp->digest) {
+      smp->alive = 0;
+      ls->changed += d != 0;
+    }
   }
 out:
   addrmap_free(&parts);
@@ -158,10 +186,52 @@ out:
   return rc;
 }
 
+int leaks_births(struct leakset *ls, const struct ttarget *tt)
+{
+  const struct heap_limits lim = {0};
+  struct heap_ctx c;
+  int32_t vm = -1;
+  if (!ls->mem && !(ls->mem = tmem_new(tt->pid, CACHE_BYTES))) {
+    die_msg("leaks: out of memory");
+    return -1;
+  }
+  tmem_flush(ls->mem);
+  for (; ls->born < ls->n; ls->born++) {
+    struct sample *smp = &ls->v[ls->born];
+    if (smp->vm < 0 || (size_t)smp->vm >= tt->t.nvms) continue;
+    if (smp->vm != vm)
+      heap_ctx_init(&c, ls->mem, &tt->t.vms[vm = smp->vm], &lim);
+    ident_birth(&c, smp->block, smp->bytes, &smp->birth);
+  }
+  return 0;
+}
+
 /* A block freed after it was sampled and reused for a live object of the
  * same size would pass one walk: most such reuses are by requests in
- * flight, whose objects are gone a moment later. Two walks, recheck_s
- * apart, must both find a sample for it to be alive. */
+ * flight, whose objects are gone a moment later, or replaced by the next
+ * request's. Two walks, recheck_s apart, must both find a sample holding
+ * the same object for it to be alive: what a program still uses changes,
+ * what it leaked does not. */
+/* The sites' alive counts from their samples. */
+static void tally(struct leakset *ls)
+{
+  ls->live = ls->live_bytes = 0;
+  for (size_t i = 0; i < ls->nsites; i++) {
+    ls->sites[i].live_objs = ls->sites[i].live_bytes = 0;
+    ls->sites[i].oldest_ts = 0;
+  }
+  for (size_t k = 0; k < ls->n; k++) {
+    const struct sample *smp = &ls->v[k];
+    struct site *s = &ls->sites[smp->site];
+    if (!smp->alive) continue;
+    ls->live++;
+    ls->live_bytes += smp->bytes;
+    s->live_objs++;
+    s->live_bytes += smp->bytes;
+    if (!s->oldest_ts || smp->ts < s->oldest_ts) s->oldest_ts = smp->ts;
+  }
+}
+
 int leaks_judge(struct leakset *ls, struct ttarget *tt, uint64_t now_ns,
                 double recheck_s, struct leakrun *r)
 {
@@ -178,16 +248,7 @@ int leaks_judge(struct leakset *ls, struct ttarget *tt, uint64_t now_ns,
       rc = judge_vm(ls, tt, mem, i, pass, r);
   }
   tmem_free(mem);
-  for (size_t k = 0; k < ls->n && !rc; k++) {
-    const struct sample *smp = &ls->v[k];
-    struct site *s = &ls->sites[smp->site];
-    if (!smp->alive) continue;
-    ls->live++;
-    ls->live_bytes += smp->bytes;
-    s->live_objs++;
-    s->live_bytes += smp->bytes;
-    if (!s->oldest_ts || smp->ts < s->oldest_ts) s->oldest_ts = smp->ts;
-  }
+  tally(ls);
   return rc;
 }
 
@@ -218,6 +279,99 @@ static uint32_t *ranked(const struct leakset *ls, size_t *n)
     if (above_floor(ls, &ls->sites[i])) v[(*n)++] = (uint32_t)i;
   qsort_r(v, *n, sizeof(*v), by_live_bytes, (void *)ls);
   return v;
+}
+
+/* The alive object samples to watch: up to WATCH_PER_SITE of each site
+ * above the floor, spread over its run, taken in turns over the sites
+ * (heaviest first) so that each site has one before any has two. Returns
+ * their number in w (room for nsites * WATCH_PER_SITE), 0 when out of
+ * memory. */
+static size_t watch_list(const struct leakset *ls, uint32_t *w)
+{
+  size_t nr, n = 0;
+  uint32_t *v = ranked(ls, &nr);
+  uint32_t *rank = calloc(ls->nsites + 1, sizeof(*rank)); /* 1 + place */
+  uint32_t *cnt = calloc(nr + 1, 2 * sizeof(*cnt)), *seen = cnt + nr + 1;
+  uint32_t *pick = malloc((nr + 1) * WATCH_PER_SITE * sizeof(*pick));
+  if (!v || !rank || !cnt || !pick) goto out;
+  for (size_t r = 0; r < nr; r++) rank[v[r]] = (uint32_t)r + 1;
+  memset(pick, 0xff, nr * WATCH_PER_SITE * sizeof(*pick));
+  for (size_t k = 0; k < ls->n; k++)
+    if (ls->v[k].alive && !ls->v[k].part && rank[ls->v[k].site])
+      cnt[rank[ls->v[k].site] - 1]++;
+  for (size_t k = 0; k < ls->n; k++) {
+    uint32_t r = rank[ls->v[k].site] - 1, j;
+    if (!ls->v[k].alive || ls->v[k].part || r == UINT32_MAX) continue;
+    j = seen[r]++;
+    for (uint32_t t = 0; t < WATCH_PER_SITE; t++)
+      if (j == (uint64_t)t * cnt[r] / WATCH_PER_SITE) {
+        pick[r * WATCH_PER_SITE + t] = (uint32_t)k;
+        break;
+      }
+  }
+  for (uint32_t t = 0; t < WATCH_PER_SITE; t++)
+    for (size_t r = 0; r < nr; r++)
+      if (pick[r * WATCH_PER_SITE + t] != UINT32_MAX)
+        w[n++] = pick[r * WATCH_PER_SITE + t];
+out:
+  free(v);
+  free(rank);
+  free(cnt);
+  free(pick);
+  return n;
+}
+
+/* Samples that a watch found written: freed or made anew since. A site
+ * none of whose watched samples stayed intact churns (the same blocks
+ * handed out again and again): none of its samples count. */
+static void drop_rewritten(struct leakset *ls)
+{
+  for (size_t k = 0; k < ls->n; k++) {
+    struct sample *smp = &ls->v[k];
+    const struct site *s = &ls->sites[smp->site];
+    if (smp->written || (s->watched && !s->intact)) smp->alive = 0;
+  }
+  tally(ls);
+}
+
+int leaks_confirm(struct leakset *ls, pid_t pid, double seconds)
+{
+  uint32_t *w = malloc((ls->nsites + 1) * WATCH_PER_SITE * sizeof(*w));
+  size_t n, rounds, most = (size_t)(seconds / WATCH_MIN_S), done = 0;
+  if (!w) {
+    die_msg("leaks: out of memory");
+    return -1;
+  }
+  n = watch_list(ls, w);
+  rounds = (n + HWWATCH_SLOTS - 1) / HWWATCH_SLOTS;
+  if (rounds > most) rounds = most ? most : 1;
+  for (size_t r = 0; r < rounds && proc_alive(pid); r++) {
+    uint64_t addrs[HWWATCH_SLOTS], hits[HWWATCH_SLOTS];
+    size_t m = n - done < HWWATCH_SLOTS ? n - done : HWWATCH_SLOTS;
+    for (size_t i = 0; i < m; i++)
+      addrs[i] = ls->v[w[done + i]].block + IDENT_GCT;
+    if (hwwatch_run(pid, addrs, m, seconds / (double)rounds, hits,
+                    ls->watch_error, sizeof(ls->watch_error)) < 0)
+      break;
+    ls->watch_s += seconds / (double)rounds;
+    for (size_t i = 0; i < m; i++) {
+      struct sample *smp = &ls->v[w[done + i]];
+      struct site *s = &ls->sites[smp->site];
+      if (hits[i] == UINT64_MAX) continue;
+      ls->watched++;
+      s->watched++;
+      if (hits[i]) {
+        smp->written = 1;
+        ls->rewritten++;
+      } else {
+        s->intact++;
+      }
+    }
+    done += m;
+  }
+  free(w);
+  drop_rewritten(ls);
+  return 0;
 }
 
 /* The innermost Lua or trace frame with a line: where the allocation was
@@ -255,6 +409,18 @@ static void print_header(const struct leakset *ls, const struct leakrun *r,
           "(%llu bytes)\n",
           ls->n, (unsigned long long)ls->bytes, (unsigned long long)ls->live,
           (unsigned long long)ls->live_bytes);
+  fprintf(f,
+          "  not alive: %llu freed while probed, %llu reached by both walks "
+          "but changed (reused, or in use)\n",
+          (unsigned long long)ls->freed, (unsigned long long)ls->changed);
+  if (ls->watched)
+    fprintf(f,
+            "  watched %llu alive samples for %.1f s: %llu written there "
+            "(freed or reused)\n",
+            (unsigned long long)ls->watched, ls->watch_s,
+            (unsigned long long)ls->rewritten);
+  else if (ls->watch_error[0])
+    fprintf(f, "  not watched: %s\n", ls->watch_error);
   fprintf(f, "  GC heap (g->gc.total, all VMs): %llu -> %llu bytes (%+lld)\n",
           (unsigned long long)r->gc_before, (unsigned long long)r->gc_after,
           (long long)(r->gc_after - r->gc_before));
@@ -288,17 +454,20 @@ void leaks_report_text(const struct leakset *ls, const struct leakrun *r,
   }
   fprintf(f, "\nallocation sites still holding what they allocated, by "
              "sampled bytes alive:\n");
-  fprintf(f, "  %7s %8s %10s %8s  %s\n", "share", "objects", "bytes", "oldest",
-          "site");
+  fprintf(f, "  %7s %8s %10s %8s %6s  %s\n", "share", "objects", "bytes",
+          "oldest", "intact", "site");
   for (size_t i = 0; i < n && i < (size_t)r->top; i++) {
     const struct site *s = &ls->sites[v[i]];
     const struct bt *b = &ls->bts.bts[v[i]];
     const struct tframe *at = site_frame(b);
+    char intact[24] = "-";
     double p, err;
     share(ls, s, &p, &err);
-    fprintf(f, "  %6.1f%% %8llu %10llu %7.1fs  ", 100 * p,
+    if (s->watched)
+      snprintf(intact, sizeof(intact), "%u/%u", s->intact, s->watched);
+    fprintf(f, "  %6.1f%% %8llu %10llu %7.1fs %6s  ", 100 * p,
             (unsigned long long)s->live_objs, (unsigned long long)s->live_bytes,
-            (double)(ls->now_ns - s->oldest_ts) / 1e9);
+            (double)(ls->now_ns - s->oldest_ts) / 1e9, intact);
     if (at)
       fprintf(f, "%s:%d\n", at->chunk, at->line);
     else
@@ -338,6 +507,18 @@ int leaks_report_json(const struct leakset *ls, const struct leakrun *r,
   json_uint(j, ls->live);
   json_key(j, "alive_bytes");
   json_uint(j, ls->live_bytes);
+  json_key(j, "freed_allocations");
+  json_uint(j, ls->freed);
+  json_key(j, "changed_allocations");
+  json_uint(j, ls->changed);
+  json_key(j, "watch_seconds");
+  json_double(j, ls->watch_s);
+  json_key(j, "watched_allocations");
+  json_uint(j, ls->watched);
+  json_key(j, "rewritten_allocations");
+  json_uint(j, ls->rewritten);
+  json_key(j, "watch_error");
+  json_str(j, ls->watch_error[0] ? ls->watch_error : NULL);
   json_key(j, "gc_total_before");
   json_uint(j, r->gc_before);
   json_key(j, "gc_total_after");
@@ -377,6 +558,10 @@ int leaks_report_json(const struct leakset *ls, const struct leakrun *r,
     json_uint(j, s->objs);
     json_key(j, "sampled_bytes");
     json_uint(j, s->bytes);
+    json_key(j, "watched_objects");
+    json_uint(j, s->watched);
+    json_key(j, "intact_objects");
+    json_uint(j, s->intact);
     json_key(j, "oldest_seconds");
     json_double(j, (double)(ls->now_ns - s->oldest_ts) / 1e9);
     json_key(j, "frames");

@@ -1,9 +1,10 @@
 /*
 ** The allocations leaks sampled, and which of them are still alive: a
 ** sampled block is alive at the end when the heap walk from the roots
-** reaches it, as an object or as the array or hash part of a table.
-** Garbage not yet collected is therefore not alive, and nothing had to
-** trap on free.
+** reaches it, as an object or as the array or hash part of a table, and
+** a second walk reaches it again holding the same object. Garbage not yet
+** collected is therefore not alive, and nothing had to trap on free
+** outside the windows (frees inside them are used too).
 */
 #ifndef LUASPY_LEAKS_H
 #define LUASPY_LEAKS_H
@@ -38,11 +39,27 @@ void leaks_free(struct leakset *ls);
 int leaks_add(struct leakset *ls, int vm, uint64_t block, uint64_t bytes,
               uint64_t ts, const struct tframe *frames, size_t n);
 
+/* A free of block (or a realloc that moved it) seen while the probes
+ * were on: its latest sample is not alive. */
+void leaks_freed(struct leakset *ls, uint64_t block);
+
+/* Reads the birth marks (ident.h) of the samples added since the last
+ * call: right after a window closes. Returns 0, or -1 after a message. */
+int leaks_births(struct leakset *ls, const struct ttarget *tt);
+
 /* Walks the heaps of tt's VMs twice, recheck_s apart, and marks the
- * samples both walks find alive; r gets what the walks skipped. Returns
+ * samples both walks find alive, holding the same object; r gets what the
+ * walks skipped. Returns
  * 0, or -1 after a message. */
 int leaks_judge(struct leakset *ls, struct ttarget *tt, uint64_t now_ns,
                 double recheck_s, struct leakrun *r);
+
+/* Watches the type byte of some alive samples of every site above the
+ * noise floor, for seconds in all (hwwatch.h): a sample written there is
+ * not alive, and a site none of whose watched samples stayed intact is
+ * not listed. Without hardware breakpoints it says why in the report and
+ * changes nothing. Returns 0, or -1 after a message. */
+int leaks_confirm(struct leakset *ls, pid_t pid, double seconds);
 
 void leaks_report_text(const struct leakset *ls, const struct leakrun *r,
                        FILE *f);

@@ -60,6 +60,9 @@ static int on_event(void *ctx, void *data, size_t size)
   if (size < head ||
       size < head + (size_t)ev->lua.nframes * sizeof(struct ls_frame))
     return 0;
+  if (ar->ls && (!ev->call.nsize || (ev->call.ptr && ev->call.ptr != ev->ret)))
+    leaks_freed(ar->ls, ev->call.ptr); /* a free, or a realloc that moved */
+  if (!ev->call.nsize) return due(ar);
   ar->st.received++;
   stats_tally(&ar->st, &ev->lua);
   n = ttarget_lua_stack(&ar->tt, &ev->lua, ar->o->line_mode);
@@ -118,7 +121,14 @@ static int sample(struct arun *ar, const char *cmd, double start)
       if (allocprobe_attach(&ar->ap, cmd)) rc = 1;
       window_attached(&ar->win, t = mono_now());
       break;
-    case WINDOW_DETACH: allocprobe_detach(&ar->ap); break;
+    case WINDOW_DETACH:
+      allocprobe_detach(&ar->ap);
+      /* The window's blocks as they were made: leaks' birth marks. */
+      if (ar->ls) {
+        ring_buffer__consume(rb);
+        if (leaks_births(ar->ls, &ar->tt)) rc = 1;
+      }
+      break;
     case WINDOW_STAY: break;
     }
     if (rc) break;
@@ -139,6 +149,7 @@ static int sample(struct arun *ar, const char *cmd, double start)
   }
   while (ring_buffer__poll(rb, 0) > 0) continue;
   ring_buffer__free(rb);
+  if (ar->ls && !rc && leaks_births(ar->ls, &ar->tt)) rc = 1;
   return rc || ar->failed;
 }
 
@@ -201,6 +212,7 @@ static int finish_leaks(struct arun *ar, double seconds, uint64_t gc_before)
                   (uint64_t)now.tv_sec * 1000000000ull + (uint64_t)now.tv_nsec,
                   RECHECK_S, &r))
     return 1;
+  if (o->confirm > 0 && leaks_confirm(ar->ls, o->pid, o->confirm)) return 1;
   if (o->output && leaks_flame(ar->ls, o->output, o->format)) return 1;
   if (o->json) return leaks_report_json(ar->ls, &r, stdout) ? 1 : 0;
   leaks_report_text(ar->ls, &r,

@@ -5,9 +5,10 @@
 ** without symbols) and, for leaks, a uretprobe for the block it returned.
 **
 ** lua_Alloc(ud, ptr, osize, nsize) is malloc, realloc and free in one:
-** nsize 0 frees ptr, ptr NULL allocates. Frees are only counted: whether
-** a sampled block is still alive is decided later from the heap itself,
-** which costs the target nothing.
+** nsize 0 frees ptr, ptr NULL allocates. For leaks, a free is sent too,
+** without a stack: a sampled block freed while the probes are on is
+** known dead. Whether the others are still alive is decided later from
+** the heap itself, which costs the target nothing.
 **
 ** Every probe hit is a trap into the kernel (microseconds), whatever this
 ** program does. User space therefore keeps the probes attached only for
@@ -132,28 +133,42 @@ static __always_inline void send(struct ls_allocev *ev, __u64 id,
   if (bpf_ringbuf_output(&luaspy_events, ev, size, 0)) count(LS_AC_LOST, 1);
 }
 
+/* A free: the call alone, a sample of no frames. */
+static __always_inline void send_free(struct ls_allocev *ev, __u64 id)
+{
+  if (!ev->call.ptr) return;
+  ev->lua.pid = id >> 32;
+  ev->lua.tid = (__u32)id;
+  ev->lua.nframes = 0;
+  if (bpf_ringbuf_output(&luaspy_events, ev,
+                         __builtin_offsetof(struct ls_allocev, lua.frames), 0))
+    count(LS_AC_LOST, 1);
+}
+
 SEC("uprobe")
-int BPF_KPROBE(luaspy_alloc_call, __u64 ud, __u64 ptr, __u64 osize,
-               __u64 nsize)
+int BPF_KPROBE(luaspy_alloc_call, __u64 ud, __u64 ptr, __u64 osize, __u64 nsize)
 {
   __u64 id = bpf_get_current_pid_tgid();
   __u32 pid = id >> 32, tid = (__u32)id;
   const struct ls_proc *p = bpf_map_lookup_elem(&luaspy_procs, &pid);
-  struct ls_alloccall call = {
-      .ts = bpf_ktime_get_ns(), .ud = ud, .ptr = ptr, .osize = osize,
-      .nsize = nsize};
+  struct ls_alloccall call = {.ts = bpf_ktime_get_ns(),
+                              .ud = ud,
+                              .ptr = ptr,
+                              .osize = osize,
+                              .nsize = nsize};
   struct ls_allocev *ev;
   (void)ctx;
   if (!p) return 0;
   count(LS_AC_CALLS, 1);
+  if (with_returns) {
+    /* The stack is walked at the return: the same, and the block known
+     * (a free is sent there, after it is done). */
+    bpf_map_update_elem(&luaspy_calls, &tid, &call, BPF_ANY);
+  }
   if (!nsize) return 0; /* a free */
   count(LS_AC_ALLOCS, 1);
   count(LS_AC_BYTES, nsize);
-  if (with_returns) {
-    /* The stack is walked at the return: the same, and the block known. */
-    bpf_map_update_elem(&luaspy_calls, &tid, &call, BPF_ANY);
-    return 0;
-  }
+  if (with_returns) return 0;
   if (!(ev = scratch())) return 0;
   ev->call = call;
   ev->ret = 0;
@@ -179,6 +194,9 @@ int BPF_KRETPROBE(luaspy_alloc_return, __u64 ret)
   ev->call = *call;
   ev->ret = ret;
   bpf_map_delete_elem(&luaspy_calls, &tid);
-  if (ret) send(ev, id, p);
+  if (!ev->call.nsize)
+    send_free(ev, id);
+  else if (ret)
+    send(ev, id, p);
   return 0;
 }

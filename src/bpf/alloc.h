@@ -25,7 +25,8 @@ struct ls_alloccall {
   __u64 nsize; /* bytes asked for */
 };
 
-/* One allocation (a call with nsize > 0) and the Lua stack that made it. */
+/* One allocator call: an allocation (nsize > 0) and the Lua stack that
+ * made it, or (leaks) a free (nsize 0) and no frames. */
 struct ls_allocev {
   struct ls_alloccall call;
   __u64 ret;            /* the block returned; 0 unless returns are probed */

@@ -85,16 +85,25 @@ static void usage_leaks(FILE *f)
       "heap walk, so\n"
       "                          that requests in flight finish (default "
       "1)\n"
+      "      --confirm SECONDS   watch some alive blocks of each site this "
+      "long in all\n"
+      "                          (default 2; 0: do not), see below\n"
       "  -h, --help              this text\n\n"
       "How to read it: an allocation is alive when the walk from the roots "
       "(globals,\nregistry, package.loaded, stacks) reaches it as an object "
       "or as a table's\narray or hash part; garbage not yet collected is not "
       "alive. The allocator is\nprobed in short windows within the "
-      "--overhead budget (see luaspy alloc\n--help); frees are never "
-      "probed. Shares are of the sampled bytes alive, with\na standard "
-      "error; sites below 3 objects or 0.1%% of the sampled bytes are\n"
-      "noise (requests in flight, caches settling) and not listed. The "
-      "heap walk\nreads the target as it runs, like luaspy heap.\n\n"
+      "--overhead budget (see luaspy alloc\n--help). A block freed in a "
+      "window, or holding other contents at a second\nwalk, is not alive. "
+      "Last, a few alive blocks of each site are watched with\nthe CPU's "
+      "debug registers for a write to their type byte, which is written "
+      "only\nwhen a block is freed or made a new object: a site none of "
+      "whose watched\nblocks stays intact churns and is not a leak. Shares are "
+      "of "
+      "the sampled bytes\nalive, with a standard error; sites below 3 "
+      "objects or 0.1%% of the sampled\nbytes are noise (requests in "
+      "flight, caches settling) and not listed. The\nheap walk reads the "
+      "target as it runs, like luaspy heap.\n\n"
       "Needs root (or CAP_BPF, CAP_PERFMON and CAP_SYS_PTRACE).\n\n"
       "example: luaspy leaks -p $(pgrep -f 'nginx: worker' | head -1) -d 30\n");
 }
@@ -127,6 +136,7 @@ static int run(int argc, char **argv, int leaks)
       {"window", required_argument, NULL, 'W'},
       {"overhead", required_argument, NULL, 'O'},
       {"grace", required_argument, NULL, 'G'},
+      {"confirm", required_argument, NULL, 'C'},
       {"help", no_argument, NULL, 'h'},
       {NULL, 0, NULL, 0}};
   const char *cmd = leaks ? "leaks" : "alloc";
@@ -136,6 +146,7 @@ static int run(int argc, char **argv, int leaks)
                          .window_ms = 10,
                          .budget_pct = 1,
                          .grace = 1,
+                         .confirm = 2,
                          .line_mode = leaks,
                          .top = 10,
                          .output = leaks ? NULL : "alloc.svg",
@@ -178,6 +189,13 @@ static int run(int argc, char **argv, int leaks)
     case 'G':
       if (parse_ms(optarg, 3600, &o.grace))
         return usage_error(cmd, "invalid --grace '%s' (seconds, > 0)", optarg);
+      break;
+    case 'C':
+      if (!strcmp(optarg, "0"))
+        o.confirm = 0;
+      else if (parse_ms(optarg, 600, &o.confirm))
+        return usage_error(cmd, "invalid --confirm '%s' (seconds, 0 to 600)",
+                           optarg);
       break;
     case 'h': (leaks ? usage_leaks : usage_alloc)(stdout); return 0;
     default:

@@ -35,17 +35,40 @@ int addrmap_reserve(struct addrmap *m, size_t n)
   return m->keys && m->mask + 1 >= size ? 0 : resize(m, size);
 }
 
-int addrmap_add(struct addrmap *m, uint64_t addr, uint32_t v)
+/* The slot of addr, or the empty one where it goes; NULL when out of
+ * memory. */
+static uint64_t *find(struct addrmap *m, uint64_t addr)
 {
   size_t i;
   if ((!m->keys || m->n + 1 > (m->mask + 1) / 4 * 3) &&
       resize(m, m->keys ? (m->mask + 1) * 2 : 1024))
-    return -1;
-  for (i = slot(m, addr); m->keys[i]; i = (i + 1) & m->mask)
-    if (m->keys[i] == addr) return 1;
-  m->keys[i] = addr;
-  m->vals[i] = v;
+    return NULL;
+  for (i = slot(m, addr); m->keys[i] && m->keys[i] != addr;
+       i = (i + 1) & m->mask)
+    continue;
+  return &m->keys[i];
+}
+
+int addrmap_add(struct addrmap *m, uint64_t addr, uint32_t v)
+{
+  uint64_t *k = find(m, addr);
+  if (!k) return -1;
+  if (*k) return 1;
+  *k = addr;
+  m->vals[k - m->keys] = v;
   m->n++;
+  return 0;
+}
+
+int addrmap_set(struct addrmap *m, uint64_t addr, uint32_t v)
+{
+  uint64_t *k = find(m, addr);
+  if (!k) return -1;
+  if (!*k) {
+    *k = addr;
+    m->n++;
+  }
+  m->vals[k - m->keys] = v;
   return 0;
 }
 

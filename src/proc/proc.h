@@ -51,6 +51,9 @@ int proc_check(pid_t pid, char *why, size_t len);
 /* 1 while pid exists and is not a zombie. */
 int proc_alive(pid_t pid);
 
+/* The thread ids of pid, at most max of them, into tids; their number. */
+size_t proc_threads(pid_t pid, pid_t *tids, size_t max);
+
 /* Register snapshot of one thread, taken with ptrace. */
 struct proc_regs {
   pid_t tid;

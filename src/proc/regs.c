@@ -37,7 +37,7 @@ void proc_resume_all(void)
   detach_all();
 }
 
-static size_t list_threads(pid_t pid, pid_t *tids, size_t max)
+size_t proc_threads(pid_t pid, pid_t *tids, size_t max)
 {
   char path[64];
   struct dirent *de;
@@ -85,7 +85,7 @@ static int stop_one(pid_t tid, struct proc_regs *r)
 int proc_stop_all(pid_t pid, struct proc_stop *st, char *why, size_t len)
 {
   pid_t tids[SEIZED_MAX];
-  size_t n = list_threads(pid, tids, SEIZED_MAX);
+  size_t n = proc_threads(pid, tids, SEIZED_MAX);
   memset(st, 0, sizeof(*st));
   st->pid = pid;
   if (n == 0) {
