@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Faults around a run of luaspy: the target dies or exec()s under it, the
-# user presses ^C, the output can't be written, two luaspy at once. Each
+# user presses ^C, the output can't be written, two luaspy at once, the
+# kernel has no bpf(). Each
 # must end on its own (no timeout, no crash) with a clear message, and
 # keep whatever partial result it has.
 set -u
@@ -275,6 +276,26 @@ setuid_refused() {
   grep -q setuid "$out.err2" || fail "no word about setuid: $(cat "$out.err2")"
 }
 
+# A kernel built without BPF: tests/lib/nobpf.c makes bpf() fail as such
+# a kernel does (ENOSYS, with a seccomp filter). Every eBPF command says
+# so in one line and exits 1; the target is left alone.
+no_bpf() {
+  local pid cmd out=$TARGETS_TMP/nobpf.out nobpf=$TARGETS_TMP/nobpf
+  ${CC:-cc} -O1 -o "$nobpf" "$ROOT/tests/lib/nobpf.c" 2>"$out.err" ||
+    skip "cannot build tests/lib/nobpf.c: $(head -n 1 "$out.err")"
+  pid=$(start_luajit openresty alloc_ratio.lua) || fail "target did not start"
+  for cmd in "record -o $out.svg" "top --once" "alloc -o $out.svg" leaks \
+    "offcpu -o $out.svg" syscalls; do
+    RC=0
+    # shellcheck disable=SC2086  # word splitting on purpose
+    timeout -k 5 60 "$nobpf" "$LUASPY" $cmd -d 1 -p "$pid" >"$out" 2>"$out.err" || RC=$?
+    expect_clean_error "$out" "$out.err"
+    [ "$RC" -eq 1 ] || fail "$cmd: exit $RC, expected 1"
+    grep -q 'no bpf() system call' "$out.err" || fail "$cmd: $(cat "$out.err")"
+  done
+  expect_target_ok "$pid"
+}
+
 case_run "faults: record, target SIGKILLed midway: partial profile written" record_target_killed
 case_run "faults: heap, target SIGKILLed midway: ends with one line" heap_target_killed
 case_run "faults: record, target exec()s /bin/sleep midway" record_target_execs
@@ -290,3 +311,4 @@ case_run "security: dump as nobody, root target: one line naming CAP_SYS_PTRACE"
 case_run "security: record as nobody, root target: one line naming CAP_SYS_PTRACE" unprivileged record root CAP_SYS_PTRACE
 case_run "security: record as nobody, own target: one line naming CAP_BPF, CAP_PERFMON" unprivileged record own "CAP_BPF CAP_PERFMON"
 case_run "security: a setuid luaspy refuses to run" setuid_refused
+case_run "faults: a kernel without bpf(): one line per eBPF command" no_bpf

@@ -37,6 +37,8 @@ const char *bpfglue_hint(int err)
 {
   if (err == EPERM || (err == EACCES && geteuid() != 0))
     return " (needs root or CAP_BPF+CAP_PERFMON)";
+  if (err == ENOSYS)
+    return " (this kernel has no bpf() system call: CONFIG_BPF_SYSCALL)";
   if (err == EACCES) /* root, so the verifier said no */
     return " (rejected by the kernel's verifier; LUASPY_BPF_DEBUG=1 shows why)";
   return "";
