@@ -1,9 +1,8 @@
 #!/usr/bin/env bash
 # Faults around a run of luaspy: the target dies or exec()s under it, the
 # user presses ^C, the output can't be written, two luaspy at once, the
-# kernel has no bpf(). Each
-# must end on its own (no timeout, no crash) with a clear message, and
-# keep whatever partial result it has.
+# kernel has no bpf(). Each must end on its own (no timeout, no crash)
+# with a clear message, and keep whatever partial result it has.
 set -u
 . "$(dirname "$0")/lib/harness.sh"
 
