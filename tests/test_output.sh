@@ -203,7 +203,7 @@ expect "report unknown option" 2 "luaspy: report: unknown option '--bogus'" &&
 
 report "$tmp/in.folded" -o
 expect "report -o without argument" 2 \
-  "luaspy: report: missing argument to '-o'" &&
+  "luaspy: report: option '-o' needs a value" &&
   ok "report -o without argument"
 
 report "$tmp/in.folded" "$tmp/in.folded"

@@ -140,7 +140,7 @@ static int run(int argc, char **argv, int leaks)
       {"help", no_argument, NULL, 'h'},
       {NULL, 0, NULL, 0}};
   const char *cmd = leaks ? "leaks" : "alloc";
-  const char *shorts = leaks ? "p:d:o:f:n:jh" : "p:d:o:f:clh";
+  const char *shorts = leaks ? ":p:d:o:f:n:jh" : ":p:d:o:f:clh";
   static volatile int stop;
   struct alloc_opts o = {.leaks = leaks,
                          .window_ms = 10,
@@ -198,10 +198,7 @@ static int run(int argc, char **argv, int leaks)
                            optarg);
       break;
     case 'h': (leaks ? usage_leaks : usage_alloc)(stdout); return 0;
-    default:
-      if (optopt && strchr(shorts, optopt))
-        return usage_error(cmd, "option '%s' needs a value", argv[optind - 1]);
-      return usage_error(cmd, "unknown option '%s'", argv[optind - 1]);
+    default: return option_error(cmd, c, argv);
     }
   }
   if (optind < argc)

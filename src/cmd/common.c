@@ -37,6 +37,15 @@ int usage_error(const char *cmd, const char *fmt, ...)
   return 2;
 }
 
+int option_error(const char *cmd, int c, char *const *argv)
+{
+  char opt[3] = {'-', (char)optopt, 0}; /* optopt: 0 for a long option */
+  if (c == ':')
+    return usage_error(cmd, "option '%s' needs a value", argv[optind - 1]);
+  return usage_error(cmd, "unknown option '%s'",
+                     optopt ? opt : argv[optind - 1]);
+}
+
 int parse_pids(const char *s, pid_t *pids, int max)
 {
   int n = 0;

@@ -19,6 +19,11 @@ int usage_error(const char *cmd, const char *fmt, ...)
  * process or opens a file. */
 extern int cli_parse_only;
 
+/* The usage error of getopt_long's c, '?' or ':' (opterr 0, and a ':'
+ * first in the short options): an unknown option, or one without its
+ * value. Returns 2. */
+int option_error(const char *cmd, int c, char *const *argv);
+
 /* Parses "123" or "12,34"; returns the count or -1. */
 int parse_pids(const char *s, pid_t *pids, int max);
 

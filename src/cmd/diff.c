@@ -111,16 +111,11 @@ int cmd_diff(int argc, char **argv)
 
   opterr = 0;
   while ((c = getopt_long(argc, argv, ":o:t:h", longopts, NULL)) != -1) {
-    char opt[3] = {'-', (char)optopt, '\0'};
     switch (c) {
     case 'o': output = optarg; break;
     case 't': opts.title = optarg; break;
     case 'h': usage(stdout); return 0;
-    case ':':
-      return usage_error("diff", "missing argument to '%s'", argv[optind - 1]);
-    default: /* optopt is 0 for long options */
-      return usage_error("diff", "unknown option '%s'",
-                         optopt ? opt : argv[optind - 1]);
+    default: return option_error("diff", c, argv);
     }
   }
   if (argc - optind < 2)

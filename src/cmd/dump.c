@@ -211,10 +211,7 @@ int cmd_dump(int argc, char **argv)
     case 'j': json = 1; break;
     case 'S': nostop = 1; break;
     case 'h': usage(stdout); return 0;
-    case ':':
-      return usage_error("dump", "option '%s' needs a value", argv[optind - 1]);
-    default:
-      return usage_error("dump", "unknown option '%s'", argv[optind - 1]);
+    default: return option_error("dump", c, argv);
     }
   }
   if (optind < argc)

@@ -170,8 +170,7 @@ static int parse(int argc, char **argv, struct opts *o)
     switch (c) {
     case 'p':
       if (parse_pids(optarg, &o->pid, 1) != 1) {
-        die_msg("heap: invalid PID '%s'", optarg);
-        return 2;
+        return usage_error("heap", "invalid PID '%s'", optarg);
       }
       break;
     case 'd':
@@ -179,18 +178,17 @@ static int parse(int argc, char **argv, struct opts *o)
       o->diff = strtod(optarg, &end);
       if (errno || end == optarg || *end ||
           !(o->diff > 0 && o->diff <= 86400)) {
-        die_msg("heap: --diff wants seconds between 0 and 86400, not '%s'",
-                optarg);
-        return 2;
+        return usage_error("heap",
+                           "--diff wants seconds between 0 and 86400, not '%s'",
+                           optarg);
       }
       break;
     case 'o': o->out = optarg; break;
     case 'j': o->json = 1; break;
     case 'n':
       if (parse_u64(optarg, &v) || v > 100000) {
-        die_msg("heap: --top wants a number from 1 to 100000, not '%s'",
-                optarg);
-        return 2;
+        return usage_error(
+            "heap", "--top wants a number from 1 to 100000, not '%s'", optarg);
       }
       o->top = (int)v;
       break;
@@ -198,9 +196,9 @@ static int parse(int argc, char **argv, struct opts *o)
     case 'M':
     case 'E':
       if (parse_u64(optarg, &v) || v >= UINT32_MAX) {
-        die_msg("heap: --max-%s wants a number from 1 to %u, not '%s'",
-                c == 'M' ? "objects" : "entries", UINT32_MAX - 1, optarg);
-        return 2;
+        return usage_error(
+            "heap", "--max-%s wants a number from 1 to %u, not '%s'",
+            c == 'M' ? "objects" : "entries", UINT32_MAX - 1, optarg);
       }
       if (c == 'M')
         o->lim.max_objects = v;
@@ -208,14 +206,7 @@ static int parse(int argc, char **argv, struct opts *o)
         o->lim.max_entries = v;
       break;
     case 'h': usage(stdout); return -1;
-    case ':':
-      die_msg("heap: option '%s' needs a value (try luaspy heap --help)",
-              argv[optind - 1]);
-      return 2;
-    default:
-      die_msg("heap: unknown option '%s' (try luaspy heap --help)",
-              argv[optind - 1]);
-      return 2;
+    default: return option_error("heap", c, argv);
     }
   }
   if (!o->pid || optind < argc) {
@@ -227,8 +218,8 @@ static int parse(int argc, char **argv, struct opts *o)
   }
   if (o->out && !profile_format(o->out, NULL)) return 2; /* it said why */
   if (o->out && !strcmp(o->out, "-") && o->json) {
-    die_msg("heap: -o - and --json both want stdout: write one to a file");
-    return 2;
+    return usage_error("heap",
+                       "-o - and --json both want stdout: write one to a file");
   }
   return 0;
 }

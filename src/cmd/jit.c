@@ -183,30 +183,28 @@ static int parse(int argc, char **argv, struct opts *o)
   int c;
   *o = (struct opts){.duration = 5, .warmup = 10, .syscalls = 1};
   opterr = 0;
-  while ((c = getopt_long(argc, argv, "p:d:jo:h", opts, NULL)) != -1) {
+  while ((c = getopt_long(argc, argv, ":p:d:jo:h", opts, NULL)) != -1) {
     switch (c) {
     case 'p':
       if (parse_pids(optarg, &o->pid, 1) != 1) {
-        die_msg("jit: invalid PID '%s'", optarg);
-        return 2;
+        return usage_error("jit", "invalid PID '%s'", optarg);
       }
       break;
     case 'd':
       if (parse_seconds(optarg, &o->duration)) {
-        die_msg("jit: invalid duration '%s' (seconds, e.g. 10 or 0.5)", optarg);
-        return 2;
+        return usage_error(
+            "jit", "invalid duration '%s' (seconds, e.g. 10 or 0.5)", optarg);
       }
       break;
     case O_WARMUP:
       if (parse_seconds(optarg, &o->warmup)) {
-        die_msg("jit: invalid --warmup '%s' (seconds)", optarg);
-        return 2;
+        return usage_error("jit", "invalid --warmup '%s' (seconds)", optarg);
       }
       break;
     case O_DECAY:
       if (parse_seconds(optarg, &o->decay) || o->decay < 0.01) {
-        die_msg("jit: invalid --decay '%s' (seconds, at least 0.01)", optarg);
-        return 2;
+        return usage_error(
+            "jit", "invalid --decay '%s' (seconds, at least 0.01)", optarg);
       }
       break;
     case 'j': o->json = 1; break;
@@ -215,10 +213,7 @@ static int parse(int argc, char **argv, struct opts *o)
     case O_JITOFF: o->jit_off = 1; break;
     case O_NOSYS: o->syscalls = 0; break;
     case 'h': usage(stdout); return 0;
-    default:
-      die_msg("jit: unknown or incomplete option '%s' (try luaspy jit --help)",
-              argv[optind - 1]);
-      return 2;
+    default: return option_error("jit", c, argv);
     }
   }
   if (!o->pid || optind < argc) {
@@ -228,13 +223,12 @@ static int parse(int argc, char **argv, struct opts *o)
     return 2;
   }
   if ((o->decay > 0 || o->jit_off) && !o->write) {
-    die_msg("jit: --decay and --jit-off write into the target; add --write "
-            "to allow that");
-    return 2;
+    return usage_error("jit", "--decay and --jit-off write into the target; "
+                              "add --write to allow that");
   }
   if (o->write && !o->decay && !o->jit_off) {
-    die_msg("jit: --write allows --decay or --jit-off; give one of them");
-    return 2;
+    return usage_error("jit",
+                       "--write allows --decay or --jit-off; give one of them");
   }
   return -1;
 }

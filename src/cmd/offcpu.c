@@ -72,46 +72,37 @@ int cmd_offcpu(int argc, char **argv)
   char why[256];
   int c;
   opterr = 0;
-  while ((c = getopt_long(argc, argv, "p:d:m:o:f:wh", opts, NULL)) != -1) {
+  while ((c = getopt_long(argc, argv, ":p:d:m:o:f:wh", opts, NULL)) != -1) {
     switch (c) {
     case 'p':
       if (targs_pid(optarg, &o.pid)) {
-        die_msg("offcpu: invalid PID '%s'", optarg);
-        return 2;
+        return usage_error("offcpu", "invalid PID '%s'", optarg);
       }
       break;
     case 'd':
       if (targs_seconds(optarg, &o.duration)) {
-        die_msg("offcpu: invalid duration '%s' (seconds, > 0)", optarg);
-        return 2;
+        return usage_error("offcpu", "invalid duration '%s' (seconds, > 0)",
+                           optarg);
       }
       break;
     case 'm':
       if (targs_uint(optarg, MIN_US_MAX, &o.min_us)) {
-        die_msg("offcpu: invalid --min-us '%s' (microseconds, >= 0)", optarg);
-        return 2;
+        return usage_error(
+            "offcpu", "invalid --min-us '%s' (microseconds, >= 0)", optarg);
       }
       break;
     case 'o': o.output = optarg; break;
     case 'f': o.format = optarg; break;
     case 'w': o.wakers = 1; break;
     case 'h': usage(stdout); return 0;
-    default:
-      if (optopt && strchr("pdmof", optopt))
-        die_msg("offcpu: option '%s' needs a value", argv[optind - 1]);
-      else
-        die_msg("offcpu: unknown option '%s' (try luaspy offcpu --help)",
-                argv[optind - 1]);
-      return 2;
+    default: return option_error("offcpu", c, argv);
     }
   }
   if (optind < argc) {
-    die_msg("offcpu: unexpected argument '%s'", argv[optind]);
-    return 2;
+    return usage_error("offcpu", "unexpected argument '%s'", argv[optind]);
   }
   if (!o.pid) {
-    die_msg("offcpu: which process? give -p PID (try luaspy offcpu --help)");
-    return 2;
+    return usage_error("offcpu", "which process? give -p PID");
   }
   if (!profile_format(o.output, o.format)) return 2;
   if (targs_writable("offcpu", o.output)) return 2;

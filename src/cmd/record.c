@@ -156,25 +156,24 @@ int cmd_record(int argc, char **argv)
   int c, html;
   opterr = 0;
   /* '+': stop at COMMAND, whose options are its own. */
-  while ((c = getopt_long(argc, argv, "+p:cF:d:lo:f:h", opts, NULL)) != -1) {
+  while ((c = getopt_long(argc, argv, "+:p:cF:d:lo:f:h", opts, NULL)) != -1) {
     switch (c) {
     case 'p':
       if ((o.npids = parse_pids(optarg, pids, MAX_PIDS)) < 0) {
-        die_msg("record: invalid PID list '%s'", optarg);
-        return 2;
+        return usage_error("record", "invalid PID list '%s'", optarg);
       }
       break;
     case 'c': o.children = 1; break;
     case 'F':
       if (parse_hz(optarg, &o.hz, HZ_MAX)) {
-        die_msg("record: invalid frequency '%s' (1 to %d Hz)", optarg, HZ_MAX);
-        return 2;
+        return usage_error("record", "invalid frequency '%s' (1 to %d Hz)",
+                           optarg, HZ_MAX);
       }
       break;
     case 'd':
       if (parse_duration(optarg, &o.duration)) {
-        die_msg("record: invalid duration '%s' (seconds, > 0)", optarg);
-        return 2;
+        return usage_error("record", "invalid duration '%s' (seconds, > 0)",
+                           optarg);
       }
       break;
     case 'l': o.line_mode = 1; break;
@@ -209,24 +208,15 @@ int cmd_record(int argc, char **argv)
       po.labels[po.nlabels++] = optarg;
       break;
     case 'h': usage(stdout); return 0;
-    default:
-      if (optopt && (strchr("pFdof", optopt) || optopt >= OPT_PUSH))
-        die_msg("record: option '%s' needs a value", argv[optind - 1]);
-      else
-        die_msg("record: unknown option '%s' (try luaspy record --help)",
-                argv[optind - 1]);
-      return 2;
+    default: return option_error("record", c, argv);
     }
   }
   if (optind < argc) o.argv = argv + optind;
   if (!o.npids && !o.argv) {
-    die_msg("record: what to profile? give -p PID or -- COMMAND (try luaspy "
-            "record --help)");
-    return 2;
+    return usage_error("record", "what to profile? give -p PID or -- COMMAND");
   }
   if (o.npids && o.argv) {
-    die_msg("record: give -p PID or a COMMAND, not both");
-    return 2;
+    return usage_error("record", "give -p PID or a COMMAND, not both");
   }
   if (po.url)
     o.push = &po;

@@ -116,7 +116,6 @@ int cmd_report(int argc, char **argv)
 
   opterr = 0;
   while ((c = getopt_long(argc, argv, ":o:f:t:F:h", longopts, NULL)) != -1) {
-    char opt[3] = {'-', (char)optopt, '\0'};
     switch (c) {
     case 'o': output = optarg; break;
     case 'f': format = optarg; break;
@@ -132,12 +131,7 @@ int cmd_report(int argc, char **argv)
       break;
     case 'T': timeline = 1; break;
     case 'h': usage(stdout); return 0;
-    case ':':
-      return usage_error("report", "missing argument to '%s'",
-                         argv[optind - 1]);
-    default: /* optopt is 0 for long options */
-      return usage_error("report", "unknown option '%s'",
-                         optopt ? opt : argv[optind - 1]);
+    default: return option_error("report", c, argv);
     }
   }
   if (optind == argc)

@@ -85,18 +85,17 @@ int cmd_syscalls(int argc, char **argv)
   memset(&o, 0, sizeof(o));
   o.stop = &stop;
   opterr = 0;
-  while ((c = getopt_long(argc, argv, "p:d:e:jo:f:h", opts, NULL)) != -1) {
+  while ((c = getopt_long(argc, argv, ":p:d:e:jo:f:h", opts, NULL)) != -1) {
     switch (c) {
     case 'p':
       if (targs_pid(optarg, &o.pid)) {
-        die_msg("syscalls: invalid PID '%s'", optarg);
-        return 2;
+        return usage_error("syscalls", "invalid PID '%s'", optarg);
       }
       break;
     case 'd':
       if (targs_seconds(optarg, &o.duration)) {
-        die_msg("syscalls: invalid duration '%s' (seconds, > 0)", optarg);
-        return 2;
+        return usage_error("syscalls", "invalid duration '%s' (seconds, > 0)",
+                           optarg);
       }
       break;
     case 'e':
@@ -106,34 +105,24 @@ int cmd_syscalls(int argc, char **argv)
     case 'o': o.output = optarg; break;
     case 'f': o.format = optarg; break;
     case 'h': usage(stdout); return 0;
-    default:
-      if (optopt && strchr("pdeof", optopt))
-        die_msg("syscalls: option '%s' needs a value", argv[optind - 1]);
-      else
-        die_msg("syscalls: unknown option '%s' (try luaspy syscalls --help)",
-                argv[optind - 1]);
-      return 2;
+    default: return option_error("syscalls", c, argv);
     }
   }
   if (optind < argc) {
-    die_msg("syscalls: unexpected argument '%s'", argv[optind]);
-    return 2;
+    return usage_error("syscalls", "unexpected argument '%s'", argv[optind]);
   }
   if (!o.pid) {
-    die_msg("syscalls: which process? give -p PID (try luaspy syscalls "
-            "--help)");
-    return 2;
+    return usage_error("syscalls", "which process? give -p PID");
   }
   if (o.format && !o.output) {
-    die_msg("syscalls: -f needs -o FILE");
-    return 2;
+    return usage_error("syscalls", "-f needs -o FILE");
   }
   if (o.output && (!profile_format(o.output, o.format) ||
                    targs_writable("syscalls", o.output)))
     return 2;
   if (o.output && o.json && !strcmp(o.output, "-")) {
-    die_msg("syscalls: --json and -o - would both write to stdout");
-    return 2;
+    return usage_error("syscalls",
+                       "--json and -o - would both write to stdout");
   }
   if (cli_parse_only) return 0;
   if (proc_check(o.pid, why, sizeof(why))) {

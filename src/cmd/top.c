@@ -325,7 +325,7 @@ int cmd_top(int argc, char **argv)
                        .interval = 1};
   int c;
   opterr = 0;
-  while ((c = getopt_long(argc, argv, "p:cF:d:i:ln:s:bh", opts, NULL)) != -1) {
+  while ((c = getopt_long(argc, argv, ":p:cF:d:i:ln:s:bh", opts, NULL)) != -1) {
     switch (c) {
     case 'p':
       if ((o.rec.npids = parse_pids(optarg, pids, MAX_PIDS)) < 0)
@@ -360,11 +360,7 @@ int cmd_top(int argc, char **argv)
     case 'b': o.batch = 1; break;
     case OPT_ONCE: o.once = o.batch = 1; break;
     case 'h': usage(stdout); return 0;
-    default:
-      if (optopt && strchr("pFdins", optopt))
-        return usage_error("top", "option '%s' needs a value",
-                           argv[optind - 1]);
-      return usage_error("top", "unknown option '%s'", argv[optind - 1]);
+    default: return option_error("top", c, argv);
     }
   }
   if (optind < argc)
