@@ -11,10 +11,12 @@
 #              `luaspy leaks --json` reports, made in tracefs), counted by
 #              perf stat: what bpftrace-style tracing of every allocation
 #              costs (bpftrace 0.17 cannot probe a stripped address)
-# Prints mean request latency and requests/s per phase, the slowdown
-# against plain (requests/s plain over requests/s in the phase), and the site `leaks` names (the leak is line 15). The
-# leak is 1 allocation in ~17,000: `leaks` needs ~17,000 samples per leak
-# sample, which is what its overhead budget buys per second.
+# Prints per phase the mean request latency (one connection: 1000 / req/s),
+# wrk's p50, p99 and max, requests/s, the slowdown against plain (req/s
+# plain over req/s in the phase), and the site `leaks` names (the leak is
+# line 15). The leak is 1 allocation in ~17,000: `leaks` needs ~17,000
+# samples per leak sample, which is what its overhead budget buys per
+# second.
 #
 #   bench/leaks.sh [SECONDS]    seconds per phase (default 10)
 #                               LUASPY=path (default ./luaspy)
@@ -34,12 +36,17 @@ trap 'exit 130' INT TERM
 cp "$LUASPY" "$TARGETS_TMP/luaspy"
 LUASPY=$TARGETS_TMP/luaspy
 
-# latency_ms WRKOUT: mean latency in ms; rps WRKOUT: requests per second.
+# latency_ms WRKOUT: wrk's latency percentiles p50, p99 and its max, in
+# ms; rps WRKOUT: requests per second (with one connection, the mean
+# latency is 1000 / rps ms).
 latency_ms() {
-  awk '$1 == "Latency" && $2 ~ /[0-9]/ { v = $2
-    if (v ~ /us$/) { sub(/us/, "", v); v /= 1000 }
-    else if (v ~ /ms$/) sub(/ms/, "", v); else if (v ~ /s$/) { sub(/s/, "", v); v *= 1000 }
-    printf "%.2f", v; exit }' "$1"
+  awk 'function ms(v) { if (v ~ /us$/) { sub(/us/, "", v); return v / 1000 }
+      if (v ~ /ms$/) { sub(/ms/, "", v); return v }
+      if (v ~ /m$/) { sub(/m/, "", v); return v * 60000 }
+      sub(/s/, "", v); return v * 1000 }
+    $1 == "Latency" && $2 ~ /[0-9]/ { max = ms($4) }
+    $1 == "50%" { p50 = ms($2) } $1 == "99%" { p99 = ms($2) }
+    END { printf "%8.2f %8.2f %9.2f", p50, p99, max }' "$1"
 }
 # attached: a luaspy_alloc program is loaded (luaspy is past its start-up,
 # whose CPU would otherwise count as overhead on this small machine).
@@ -92,12 +99,15 @@ wait "$bp" 2>/dev/null || true
 
 base=$(rps "$TARGETS_TMP/plain.wrk")
 echo "nginx+lua, bench/targets/seed_alloc.lua, wrk -t1 -c1, ${SECS}s per phase, $(nproc) CPUs, $(uname -r)"
-printf '%-10s %12s %10s %9s\n' phase "latency ms" "req/s" slowdown
+printf '%-10s %10s %8s %8s %9s %10s %9s\n' phase "mean ms" "p50 ms" "p99 ms" \
+  "max ms" "req/s" slowdown
 for p in plain leaks "leaks$PCT" uprobes; do
   [ -s "$TARGETS_TMP/$p.wrk" ] || continue
-  l=$(latency_ms "$TARGETS_TMP/$p.wrk")
-  printf '%-10s %12s %10s %8.2fx\n' "$p" "$l" "$(rps "$TARGETS_TMP/$p.wrk")" \
-    "$(awk -v r="$(rps "$TARGETS_TMP/$p.wrk")" -v b="$base" 'BEGIN { print (r > 0 ? b / r : 0) }')"
+  r=$(rps "$TARGETS_TMP/$p.wrk")
+  printf '%-10s %10.2f %s %10s %8.2fx\n' "$p" \
+    "$(awk -v r="$r" 'BEGIN { print (r > 0 ? 1000 / r : 0) }')" \
+    "$(latency_ms "$TARGETS_TMP/$p.wrk")" "$r" \
+    "$(awk -v r="$r" -v b="$base" 'BEGIN { print (r > 0 ? b / r : 0) }')"
 done
 for p in leaks "leaks$PCT"; do
   jq -r --arg p "$p" '"\($p): \(.windows) windows, probes on \(.probed_seconds * 1000 | floor) ms of \(.seconds | floor) s, \(.sampled_allocations) allocations sampled; top site \(.sites[0].site // "none") (\(.sites[0].alive_objects // 0) alive samples)"' "$TARGETS_TMP/$p.json"
