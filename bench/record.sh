@@ -61,6 +61,8 @@ prog_id() {
   for id in $(cat /proc/"$1"/fdinfo/* 2>/dev/null | awk '/^prog_id:/ {print $2}' | sort -u); do
     bpftool prog show id "$id" 2>/dev/null | grep -q ' name luaspy_sample ' && { echo "$id"; return; }
   done
+  # None yet (libbpf's feature probes load first): no error under set -e.
+  return 0
 }
 
 # prog_stats ID: "RUN_TIME_NS RUN_CNT" of a BPF program.
