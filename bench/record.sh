@@ -2,8 +2,10 @@
 # What one sample of `luaspy record` costs in the kernel: the BPF program's
 # run time per invocation, from the kernel's BPF statistics
 # (kernel.bpf_stats_enabled=1, bpftool prog show: run_time_ns / run_cnt),
-# on a shallow stack (the seed loop, JIT on) and a 1200-deep one (the
-# interpreter, tests/targets/deep.lua).
+# on a shallow stack (the seed loop, JIT on), a 1200-deep one (the
+# interpreter, tests/targets/deep.lua: one call site) and a 1200-deep one
+# through three functions calling each other in turn (three call sites:
+# what a walker remembering only the last call instruction pays for).
 #
 #   bench/record.sh [SECONDS]        (root; LUASPY=path, default ./luaspy)
 #
@@ -43,6 +45,14 @@ jit.off()
 local function rec(n) if n > 0 then rec(n - 1) else while true do end end end
 rec(1200)
 LUA
+cat >"$tmp/mixed.lua" <<'LUA'
+jit.off()
+local a, b, c
+function a(n) if n > 0 then b(n - 1) else while true do end end end
+function b(n) c(n - 1) end
+function c(n) a(n - 1) end
+a(1200)
+LUA
 
 # prog_id PID: the id of luaspy_sample as loaded by the luaspy process PID
 # (from its file descriptors: other luaspy runs on the machine have their own)
@@ -51,6 +61,8 @@ prog_id() {
   for id in $(cat /proc/"$1"/fdinfo/* 2>/dev/null | awk '/^prog_id:/ {print $2}' | sort -u); do
     bpftool prog show id "$id" 2>/dev/null | grep -q ' name luaspy_sample ' && { echo "$id"; return; }
   done
+  # None yet (libbpf's feature probes load first): no error under set -e.
+  return 0
 }
 
 # prog_stats ID: "RUN_TIME_NS RUN_CNT" of a BPF program.
@@ -98,3 +110,4 @@ sysctl -q -w kernel.bpf_stats_enabled=1
 echo "luaspy record -F $hz, ${secs}s per target, $(nproc) CPUs"
 bench shallow "$tmp/seed.lua"
 bench deep "$tmp/deep.lua"
+bench mixed "$tmp/mixed.lua"

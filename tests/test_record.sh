@@ -8,10 +8,10 @@
 # named from libm), and with --lines (the line of `sum = sum + i`; with
 # the JIT off), on both LuaJIT builds. Then the twin check against dump's
 # walker on the scripts of tests/targets (pcall, coroutines, varargs,
-# metamethods, traces...), a 1200-deep recursion unwound whole, a command
-# started by record, a target exiting, folded output on stdout, nginx
-# workers under wrk load via --children, detaching on signals, and bad
-# input.
+# metamethods, traces...) and on a ~620-frame mixed stack, a 1200-deep
+# recursion unwound whole, a command started by record, a target exiting,
+# folded output on stdout, nginx workers under wrk load via --children,
+# detaching on signals, and bad input.
 set -u
 . "$(dirname "$0")/lib/harness.sh"
 
@@ -108,12 +108,20 @@ seed() {
   fi
 }
 
+# The heaviest stack of folded output FILE as dump prints a stack: top
+# first, chunk paths cut to base names, without the native leaf and
+# [kernel] frames record adds on top (dump has none) and the host's C
+# frames below the last Lua frame.
+heaviest_frames() {
+  awk '{n = $NF; if (n > m) {m = n; l = $0}} END {sub(/ [0-9]+$/, "", l); print l}' "$1" |
+    tr ';' '\n' | tac | sed -E 's@\(([^():]*/)+@(@' |
+    awk '/^(C:|\[kernel\])/ && !lua {next} {lua = 1; print}' | tac |
+    awk '/^C:/ && !lua {next} {lua = 1; print}' | tac
+}
+
 # The twin check: the BPF walker must see what dump's walker sees. The
 # heaviest stack recorded with --lines from a spinning target of
-# tests/targets must be its "-- expect:" header (top first, chunk paths cut
-# to base names), leaving out the native leaf and [kernel] frames record
-# adds on top (dump has none) and the host's C frames below the last Lua
-# frame.
+# tests/targets must be its "-- expect:" header.
 twin() {
   local flavor=$1 script=$2 pid out act exp diff
   pid=$(start_luajit "$flavor" "$script.lua") || fail "target did not start"
@@ -122,13 +130,32 @@ twin() {
   act=$out.frames
   exp=$out.expect
   expected_frames "$TARGETS_DIR/$script.lua" >"$exp"
-  awk '{n = $NF; if (n > m) {m = n; l = $0}} END {sub(/ [0-9]+$/, "", l); print l}' "$out" |
-    tr ';' '\n' | tac | sed -E 's@\(([^():]*/)+@(@' |
-    awk '/^(C:|\[kernel\])/ && !lua {next} {lua = 1; print}' | tac |
-    awk '/^C:/ && !lua {next} {lua = 1; print}' | tac >"$act"
+  heaviest_frames "$out" >"$act"
   diff=$(compare_frames "$exp" "$act")
   case_log "$act"
   [ -z "$diff" ] || fail "heaviest stack: $diff"
+}
+
+# The twin check on a deep stack of mixed frames (tests/targets/
+# deep_mixed.lua: ~620 frames through three call sites, pcall, varargs and
+# a coroutine), which the BPF walker reads through its window of stack
+# memory and its cache of call instructions: the heaviest stack recorded
+# must be the one dump sees, frame for frame.
+twin_deep() {
+  local flavor=$1 pid out act exp diff
+  pid=$(start_luajit "$flavor" deep_mixed.lua) || fail "target did not start"
+  out=$TARGETS_TMP/twin-deep-$flavor.folded
+  record_folded "$out" -p "$pid" -d 1 --lines
+  dump_json "$pid" "$out.json"
+  jq -e '.vms[0].partial == false' "$out.json" >/dev/null || fail "dump: partial stack"
+  act=$out.frames
+  exp=$out.expect
+  actual_frames "$out.json" >"$exp"
+  [ "$(wc -l <"$exp")" -ge 600 ] || fail "dump: $(wc -l <"$exp") frames, expected >= 600"
+  heaviest_frames "$out" >"$act"
+  diff=$(compare_frames "$exp" "$act")
+  case_log "$act"
+  [ -z "$diff" ] || fail "heaviest stack against dump's: $diff"
 }
 
 record_deep() {
@@ -361,6 +388,8 @@ for script in nested co pcall xpcall varargs tail meta jit_loop cfunc; do
 done
 case_run record_twin_co_upstream twin upstream co
 case_run record_deep record_deep
+case_run record_twin_deep_openresty twin_deep openresty
+case_run record_twin_deep_upstream twin_deep upstream
 case_run record_two_pids record_two_pids
 case_run record_command record_command
 case_run record_gc record_gc

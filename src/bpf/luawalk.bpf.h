@@ -38,6 +38,20 @@ struct uregs {
   __u64 sp, bp; /* for native unwinding (not the walk) */
 };
 
+/* A deep stack costs what is paid per frame. On a KVM guest whose kernel
+ * returns through a thunk (SRSO), a bpf_probe_read_user costs ~80 ns for
+ * 16 bytes and ~140 ns for 4 KiB, a bpf_loop iteration ~7 ns: reading the
+ * frame links and call instructions one by one cost ~125 us for 1200
+ * frames of one call site, ~250 us for three. So the walk reads the stack
+ * LS_STACK_WIN bytes at a time, each call instruction once per walk, and
+ * takes LS_FRAMES_PER_STEP frames per iteration: ~25 us either way. */
+#define LS_STACK_WIN 4096
+/* Call sites remembered during one walk (only: the target runs between
+ * walks and may free the bytecode), direct-mapped by address; a deep
+ * stack recurses through a few. */
+#define LS_CALL_CACHE 16
+#define LS_FRAMES_PER_STEP 2
+
 /* State of one walk. One loop walks the running coroutine, then the
  * coroutines that resumed it, so the frame callback is verified once. The
  * state lives in a map, not on the stack: the verifier does not track map
@@ -53,8 +67,15 @@ struct wstate {
   __u32 nchain;     /* entries in chain */
   __u32 next;       /* chain[next] is walked after the current thread... */
   __u32 chain_loop; /* ... unless the chain loops (walk.c: LJ_PARTIAL_LOOP) */
-  __u32 call_ins;   /* the instruction before call_pc, read last */
-  __u64 call_pc;
+  /* Call instructions read during this walk, by the PC after them (a
+   * Lua frame's link); call_pc 0 is an empty entry. */
+  __u64 call_pc[LS_CALL_CACHE];
+  __u32 call_ins[LS_CALL_CACHE];
+  /* Target memory [win_lo, win_hi) as read during this walk: the stack
+   * slots below the current frame, read once. The margin keeps a read at
+   * any masked offset inside the buffer. */
+  __u64 win_lo, win_hi;
+  __u8 win[LS_STACK_WIN + 16];
 };
 
 struct {
@@ -103,6 +124,51 @@ static __always_inline int push(struct ls_sample *s, __u8 kind, __u8 ftype,
   f->ftype = ftype;
   f->pad = 0;
   s->nframes = n + 1;
+  return 0;
+}
+
+/* Reads n (8 or 16) bytes of the current thread's stack at addr, through
+ * the window. The stack is walked downwards, so a miss reads the window
+ * ending at addr + n: the frames below, never below the stack's start (its
+ * allocation's). If that fails, addr alone, as a walk without it would. */
+static __always_inline int rd_stack(struct walk *w, __u64 addr, void *dst,
+                                    __u32 n)
+{
+  struct wstate *st = w->st;
+  __u64 end = addr + n, lo, size, off;
+  if (addr < st->win_lo || end > st->win_hi) {
+    lo = end - LS_STACK_WIN;
+    if (end < LS_STACK_WIN || lo < st->stack) lo = st->stack;
+    size = end - lo;
+    if (size > LS_STACK_WIN) size = LS_STACK_WIN; /* for the verifier */
+    if (lo > addr || end < addr ||
+        bpf_probe_read_user(st->win, size, (const void *)lo)) {
+      st->win_lo = st->win_hi = 0;
+      return bpf_probe_read_user(dst, n, (const void *)addr);
+    }
+    st->win_lo = lo;
+    st->win_hi = end;
+  }
+  off = (addr - st->win_lo) & (LS_STACK_WIN - 1);
+  if (n == 16)
+    __builtin_memcpy(dst, &st->win[off], 16);
+  else
+    __builtin_memcpy(dst, &st->win[off], 8);
+  return 0;
+}
+
+/* The call instruction before pc, the return PC of a Lua frame, whose A
+ * operand gives the caller's frame size; through the walk's cache. */
+static __always_inline int rd_call_ins(struct wstate *st, __u64 pc, __u32 *ins)
+{
+  __u32 i = (pc >> 2) & (LS_CALL_CACHE - 1);
+  if (!pc || st->call_pc[i] != pc) {
+    st->call_pc[i] = 0; /* a failed read leaves call_ins[i] zeroed */
+    if (bpf_probe_read_user(&st->call_ins[i], 4, (const void *)(pc - 4)))
+      return -1;
+    st->call_pc[i] = pc;
+  }
+  *ins = st->call_ins[i];
   return 0;
 }
 
@@ -199,18 +265,16 @@ static __always_inline long next_thread(struct walk *w)
 }
 
 /* One frame of walk.c's walk_thread. Returns 1 to stop. */
-static long frame_step(__u32 idx, void *ctx)
+static __always_inline long walk_frame(struct walk *w)
 {
-  struct walk *w = ctx;
   struct ls_sample *s = w->s;
   const struct lj_layout *lay = w->lay;
   __u64 slot[2], fn, ftsz, nextpc = 0, d;
+  __u32 ins;
   int ftype;
-  (void)idx;
   if (w->st->fi <= 1)
     return next_thread(w); /* slot 1: the bottom dummy frame */
-  if (bpf_probe_read_user(slot, 16,
-                          (const void *)(w->st->stack + 8 * (w->st->fi - 1)))) {
+  if (rd_stack(w, w->st->stack + 8 * (w->st->fi - 1), slot, 16)) {
     s->partial = LS_PARTIAL_READ;
     return 1;
   }
@@ -231,20 +295,16 @@ static long frame_step(__u32 idx, void *ctx)
   }
   w->st->skip_dup = ftype == LJ_FRAME_VARG;
   if (ftype == LJ_FRAME_LUA) {
-    /* The call instruction: recursion repeats it, read it once. */
-    if (ftsz != w->st->call_pc) {
-      if (bpf_probe_read_user(&w->st->call_ins, 4, (const void *)(ftsz - 4))) {
-        s->partial = LS_PARTIAL_READ;
-        return 1;
-      }
-      w->st->call_pc = ftsz;
+    if (rd_call_ins(w->st, ftsz, &ins)) {
+      s->partial = LS_PARTIAL_READ;
+      return 1;
     }
-    d = 2 + ((w->st->call_ins >> 8) & 0xff);
+    d = 2 + ((ins >> 8) & 0xff);
     nextpc = ftsz;
   } else {
     d = (ftsz & ~7ull) / 8;
     if (ftype == LJ_FRAME_CONT && w->st->fi >= 2) {
-      if (rd64(w->st->stack + 8 * (w->st->fi - 2), &nextpc)) {
+      if (rd_stack(w, w->st->stack + 8 * (w->st->fi - 2), &nextpc, 8)) {
         s->partial = LS_PARTIAL_READ;
         return 1;
       }
@@ -262,6 +322,14 @@ static long frame_step(__u32 idx, void *ctx)
   }
   w->st->fi -= d;
   w->st->pc = nextpc;
+  return 0;
+}
+
+static long frame_step(__u32 idx, void *ctx)
+{
+  (void)idx;
+  for (int i = 0; i < LS_FRAMES_PER_STEP; i++)
+    if (walk_frame(ctx)) return 1;
   return 0;
 }
 
@@ -448,11 +516,13 @@ static __always_inline void walk_vm(struct ls_sample *s,
   if (!w.st) return;
   w.st->nchain = 0;
   w.st->chain_loop = 0;
-  w.st->call_pc = 0;
+  /* The target ran since the last walk: nothing read then holds. */
+  __builtin_memset(w.st->call_pc, 0, sizeof(w.st->call_pc));
+  w.st->win_lo = w.st->win_hi = 0;
   if (thread_begin(&w, curL, &cur, base, pc)) return;
   if (curL != vm->mainL) find_chain(&w, vm->mainL);
   /* Dummy frames push nothing, hence the margin over LS_MAX_FRAMES. */
-  bpf_loop(LS_MAX_FRAMES + 256, frame_step, &w, 0);
+  bpf_loop((LS_MAX_FRAMES + 256) / LS_FRAMES_PER_STEP, frame_step, &w, 0);
   if (trace_at) trace_frame_pc(s, lay, trace_at, T);
 }
 

@@ -85,24 +85,44 @@ static __always_inline void count(__u32 idx)
   if (c) *c += 1;
 }
 
+/* Frames hashed per bpf_loop iteration: an iteration costs a call and a
+ * return, more than hashing a frame. */
+#define HASH_FRAMES_PER_STEP 4
+
+struct hashing {
+  const struct ls_record *r;
+  __u64 lane[4];
+};
+
 static long hash_step(__u32 i, void *ctx)
 {
-  struct ls_record *r = *(struct ls_record **)ctx;
-  __u32 n = i + 1; /* frames[1..nframes) */
-  if (n >= r->s.nframes || n >= LS_MAX_FRAMES) return 1;
-  barrier_var(n); /* keep the mask: the verifier needs it */
-  r->key.hash =
-      ls_hash_frame(r->key.hash, &r->s.frames[n & (LS_MAX_FRAMES - 1)]);
-  return 0;
+  struct hashing *h = ctx;
+  const struct ls_sample *s = &h->r->s;
+  __u32 n = 1 + i * HASH_FRAMES_PER_STEP; /* frames[1..nframes) */
+  __u64 lane[4];
+  long stop = 0;
+  __builtin_memcpy(lane, h->lane, sizeof(lane)); /* in registers */
+  for (int k = 0; k < HASH_FRAMES_PER_STEP; k++, n++) {
+    if (n >= s->nframes || n >= LS_MAX_FRAMES) {
+      stop = 1;
+      break;
+    }
+    barrier_var(n); /* keep the mask: the verifier needs it */
+    ls_hash_frame(lane, &s->frames[n & (LS_MAX_FRAMES - 1)]);
+  }
+  __builtin_memcpy(h->lane, lane, sizeof(lane));
+  return stop;
 }
 
 /* Fills r's stack key; returns 1 if the stack was sent whole before. */
 static __always_inline int key_stack(struct ls_record *r)
 {
+  struct hashing h = {.r = r};
   r->key.hash = 0;
   if (r->s.nframes < 2 || r->s.status != LS_WALKED) return 0;
-  r->key.hash = r->s.nframes;
-  bpf_loop(LS_MAX_FRAMES, hash_step, &r, 0); /* the context is on the stack */
+  ls_hash_begin(h.lane);
+  bpf_loop(LS_MAX_FRAMES / HASH_FRAMES_PER_STEP, hash_step, &h, 0);
+  r->key.hash = ls_hash_end(h.lane, r->s.nframes);
   if (!r->key.hash) r->key.hash = 1; /* 0 means no key */
   r->key.dispatch = r->s.dispatch;
   r->key.pid = r->s.pid;

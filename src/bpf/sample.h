@@ -91,7 +91,7 @@ struct ls_sample {
 /* A sample's stack below its top frame, which changes less than the top
  * frame's PC: record sends those frames once, then only the key. */
 struct ls_stackkey {
-  __u64 hash; /* ls_hash_frames of frames[1..nframes); 0: not keyed */
+  __u64 hash; /* ls_hash_end of frames[1..nframes); 0: not keyed */
   __u64 dispatch;
   __u32 pid;
   __u16 nframes;
@@ -107,19 +107,36 @@ struct ls_record {
 };
 
 /* The hash of a stack key: 64 bits over every byte of the frames, so that
- * two stacks of one VM and depth that differ share a key once in 2^64. */
+ * two stacks of one VM and depth that differ share a key once in 2^64.
+ * Four lanes, one per word of a frame, folded at the end: one chain of
+ * multiplies through a 1000-frame stack would wait on itself. */
 static inline __u64 ls_hash_step(__u64 h, __u64 v)
 {
   h = (h ^ v) * 0x9e3779b97f4a7c15ull;
   return h ^ (h >> 31);
 }
 
-static inline __u64 ls_hash_frame(__u64 h, const struct ls_frame *f)
+static inline void ls_hash_begin(__u64 lane[4])
+{
+  for (int i = 0; i < 4; i++) lane[i] = i + 1;
+}
+
+static inline void ls_hash_frame(__u64 lane[4], const struct ls_frame *f)
 {
   const __u64 *w = (const __u64 *)f;
   _Static_assert(sizeof(*f) == 32, "a frame is four words");
+  lane[0] = ls_hash_step(lane[0], w[0]);
+  lane[1] = ls_hash_step(lane[1], w[1]);
+  lane[2] = ls_hash_step(lane[2], w[2]);
+  lane[3] = ls_hash_step(lane[3], w[3]);
+}
+
+static inline __u64 ls_hash_end(const __u64 lane[4], __u64 nframes)
+{
   return ls_hash_step(
-      ls_hash_step(ls_hash_step(ls_hash_step(h, w[0]), w[1]), w[2]), w[3]);
+      ls_hash_step(ls_hash_step(ls_hash_step(nframes, lane[0]), lane[1]),
+                   lane[2]),
+      lane[3]);
 }
 
 /* counters: per-CPU array indices. */
