@@ -133,7 +133,6 @@ static int same_object(struct heap_ctx *c, uint64_t addr,
                        const struct heap_hdr *h, const struct birth *b)
 {
   struct birth now;
-  if (!b->known) return 1;
   if (b->gct != h->gct) return 0;
   if (h->gct == LJ_GCT_TAB)
     return has_keys(c, heap_field64(h, c->lay->tab_node), tab_nodes(c->lay, h),
@@ -186,8 +185,7 @@ static uint64_t part_now(struct heap_ctx *c, uint64_t addr, uint64_t bytes,
   array = addr == heap_field64(&h, lay->tab_array);
   if (bytes != (array ? 8ull * heap_field32(&h, lay->tab_asize)
                       : lay->node_size * tab_nodes(lay, &h)) ||
-      (b->known && b->gct) ||
-      (b->known && !array && !has_keys(c, addr, tab_nodes(lay, &h), b->id)))
+      b->gct || (!array && !has_keys(c, addr, tab_nodes(lay, &h), b->id)))
     return 0;
   return mix_bytes(mix(0x84222325cbf29ce4ull, owner), c->mem, addr, bytes);
 }

@@ -32,7 +32,7 @@
 #define BIRTH_KEYS 2
 
 struct birth {
-  uint8_t known; /* 0: not read (unreadable, or not yet) */
+  uint8_t known; /* 0: not read yet */
   uint8_t gct;   /* the object's type, 0 for a block that is no object */
   uint64_t id[BIRTH_KEYS];
 };
@@ -43,8 +43,8 @@ void ident_birth(struct heap_ctx *c, uint64_t addr, uint64_t bytes,
 
 /* What the heap walk found at a sampled block (an object, or the part of
  * table `owner` if that is not 0) checked against its size and birth
- * mark: 0 when it cannot be what was allocated there, else a digest of
- * its contents now. */
+ * mark b (read): 0 when it cannot be what was allocated there, else a
+ * digest of its contents now. */
 uint64_t ident_now(struct heap_ctx *c, uint64_t addr, uint64_t bytes,
                    uint64_t owner, const struct birth *b);
 

@@ -164,7 +164,9 @@ static int judge_vm(struct leakset *ls, struct ttarget *tt, struct tmem *mem,
   for (size_t k = 0; k < ls->n; k++) {
     struct sample *smp = &ls->v[k];
     uint64_t d = 0;
-    if (smp->vm != (int32_t)i || smp->freed || (pass && !smp->alive)) continue;
+    if (smp->vm != (int32_t)i || smp->freed || !smp->birth.known ||
+        (pass && !smp->alive))
+      continue;
     if (!addrmap_get(&s.seen, smp->block, &idx)) {
       smp->part = 0;
       d = ident_now(&c, smp->block, smp->bytes, 0, &smp->birth);
@@ -186,7 +188,8 @@ out:
   return rc;
 }
 
-int leaks_births(struct leakset *ls, const struct ttarget *tt)
+int leaks_births(struct leakset *ls, const struct ttarget *tt,
+                 uint64_t since_ns)
 {
   const struct heap_limits lim = {0};
   struct heap_ctx c;
@@ -198,7 +201,8 @@ int leaks_births(struct leakset *ls, const struct ttarget *tt)
   tmem_flush(ls->mem);
   for (; ls->born < ls->n; ls->born++) {
     struct sample *smp = &ls->v[ls->born];
-    if (smp->vm < 0 || (size_t)smp->vm >= tt->t.nvms) continue;
+    if (smp->vm < 0 || (size_t)smp->vm >= tt->t.nvms || smp->ts < since_ns)
+      continue;
     if (smp->vm != vm)
       heap_ctx_init(&c, ls->mem, &tt->t.vms[vm = smp->vm], &lim);
     ident_birth(&c, smp->block, smp->bytes, &smp->birth);

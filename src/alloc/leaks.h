@@ -44,8 +44,12 @@ int leaks_add(struct leakset *ls, int vm, uint64_t block, uint64_t bytes,
 void leaks_freed(struct leakset *ls, uint64_t block);
 
 /* Reads the birth marks (ident.h) of the samples added since the last
- * call: right after a window closes. Returns 0, or -1 after a message. */
-int leaks_births(struct leakset *ls, const struct ttarget *tt);
+ * call and taken since since_ns, the window's start: as the window
+ * closes, before its probes go. Samples of an earlier window that came
+ * late go without one and are not judged (their blocks may have been
+ * freed unseen). Returns 0, or -1 after a message. */
+int leaks_births(struct leakset *ls, const struct ttarget *tt,
+                 uint64_t since_ns);
 
 /* Walks the heaps of tt's VMs twice, recheck_s apart, and marks the
  * samples both walks find alive, holding the same object; r gets what the

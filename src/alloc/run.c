@@ -38,6 +38,8 @@ struct arun {
   struct leakset *ls;   /* leaks */
   struct rec_stats st;
   const char **names;
+  double attaching;    /* when the current window's probes began to attach */
+  uint64_t closing_ns; /* leaks: events from then on wait (see births) */
   int failed;
 };
 
@@ -45,9 +47,12 @@ struct arun {
  * the ring buffer's poll would then never return to close the window.
  * So the handler stops it when the window is due (or on Ctrl-C). */
 #define DUE (-ECANCELED)
-static int due(const struct arun *ar)
+static int due(const struct arun *ar, uint64_t ts)
 {
-  return *ar->o->stop || (ar->win.on && mono_now() >= ar->win.next) ? DUE : 0;
+  return *ar->o->stop || (ar->win.on && mono_now() >= ar->win.next) ||
+                 (ar->closing_ns && ts >= ar->closing_ns)
+             ? DUE
+             : 0;
 }
 
 static int on_event(void *ctx, void *data, size_t size)
@@ -62,7 +67,7 @@ static int on_event(void *ctx, void *data, size_t size)
     return 0;
   if (ar->ls && (!ev->call.nsize || (ev->call.ptr && ev->call.ptr != ev->ret)))
     leaks_freed(ar->ls, ev->call.ptr); /* a free, or a realloc that moved */
-  if (!ev->call.nsize) return due(ar);
+  if (!ev->call.nsize) return due(ar, ev->call.ts);
   ar->st.received++;
   stats_tally(&ar->st, &ev->lua);
   n = ttarget_lua_stack(&ar->tt, &ev->lua, ar->o->line_mode);
@@ -71,12 +76,12 @@ static int on_event(void *ctx, void *data, size_t size)
     if (leaks_add(ar->ls, vm, ev->ret, ev->call.nsize, ev->call.ts,
                   ar->tt.frames, n))
       goto fail;
-    return due(ar);
+    return due(ar, ev->call.ts);
   }
   for (size_t i = 0; i < n; i++) ar->names[i] = ar->tt.frames[i].str;
   if (profile_add(ar->prof, ar->names, n, ar->o->count ? 1 : ev->call.nsize))
     goto fail;
-  return due(ar);
+  return due(ar, ev->call.ts);
 fail:
   die_msg("%s: out of memory", ar->o->leaks ? "leaks" : "alloc");
   ar->failed = 1;
@@ -92,6 +97,21 @@ static uint64_t gc_total(const struct ttarget *tt)
                        &v))
       sum += v;
   return sum;
+}
+
+/* leaks: the birth marks of the window's blocks, read while the probes
+ * are still on, so that a block freed and handed out again before it is
+ * read cannot go unseen (its free comes as an event, later). Only the
+ * events made before now are read first: the target makes more all the
+ * while. */
+static int births(struct arun *ar, struct ring_buffer *rb)
+{
+  int rc;
+  ar->closing_ns = (uint64_t)(mono_now() * 1e9);
+  ring_buffer__consume(rb);
+  rc = leaks_births(ar->ls, &ar->tt, (uint64_t)(ar->attaching * 1e9));
+  ar->closing_ns = 0;
+  return rc;
 }
 
 /* Opens and closes windows until the end; events go to on_event. Returns
@@ -115,20 +135,19 @@ static int sample(struct arun *ar, const char *cmd, double start)
     double wait;
     int n;
     t = mono_now();
+    /* Before the window's cost is counted: the probes are on meanwhile. */
+    if (ar->ls && ar->win.on && t >= ar->win.next) {
+      if (births(ar, rb)) rc = 1;
+      t = mono_now();
+    }
     allocprobe_counts(&ar->ap, c);
     switch (window_tick(&ar->win, t, c[LS_AC_CALLS])) {
     case WINDOW_ATTACH:
+      ar->attaching = t;
       if (allocprobe_attach(&ar->ap, cmd)) rc = 1;
       window_attached(&ar->win, t = mono_now());
       break;
-    case WINDOW_DETACH:
-      allocprobe_detach(&ar->ap);
-      /* The window's blocks as they were made: leaks' birth marks. */
-      if (ar->ls) {
-        ring_buffer__consume(rb);
-        if (leaks_births(ar->ls, &ar->tt)) rc = 1;
-      }
-      break;
+    case WINDOW_DETACH: allocprobe_detach(&ar->ap); break;
     case WINDOW_STAY: break;
     }
     if (rc) break;
@@ -144,12 +163,12 @@ static int sample(struct arun *ar, const char *cmd, double start)
     if (!proc_alive(o->pid)) break;
   }
   if (ar->ap.attached) {
+    if (ar->ls && births(ar, rb)) rc = 1;
     allocprobe_detach(&ar->ap);
     ar->win.on_total += mono_now() - ar->win.opened;
   }
   while (ring_buffer__poll(rb, 0) > 0) continue;
   ring_buffer__free(rb);
-  if (ar->ls && !rc && leaks_births(ar->ls, &ar->tt)) rc = 1;
   return rc || ar->failed;
 }
 
