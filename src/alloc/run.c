@@ -215,7 +215,7 @@ int alloc_run(const struct alloc_opts *o)
   uint64_t gc_before;
   double start;
   int rc = 1;
-  if (ttarget_open(&ar.tt, o->pid)) return 1;
+  if (ttarget_open(&ar.tt, o->pid, 0)) return 1;
   if (!(ar.names = malloc(TSTACK_MAX * sizeof(*ar.names))) ||
       (o->leaks
            ? !(ar.ls = leaks_new())

@@ -18,7 +18,7 @@ _Static_assert(LS_RAW_NATIVE == LJ_RAW_NATIVE && LS_RAW_FUNC == LJ_RAW_FUNC,
                "raw frame kinds differ");
 _Static_assert(LJ_MAX_OBJECTS <= LS_MAX_OBJS, "too many LuaJIT objects");
 
-int ttarget_open(struct ttarget *tt, pid_t pid)
+int ttarget_open(struct ttarget *tt, pid_t pid, int kernel_names)
 {
   char why[512];
   memset(tt, 0, sizeof(*tt));
@@ -35,7 +35,8 @@ int ttarget_open(struct ttarget *tt, pid_t pid)
     ttarget_close(tt);
     return -1;
   }
-  tt->ks = ksyms_load();
+  /* Reading kallsyms takes about 0.1 s: only for who names kernel frames. */
+  if (kernel_names) tt->ks = ksyms_load();
   return 0;
 }
 

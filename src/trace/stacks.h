@@ -43,9 +43,10 @@ struct ttarget {
   struct lj_rawframe *raw; /* LS_MAX_FRAMES: the Lua frames being named */
 };
 
-/* Finds the VMs of pid and prepares naming. Returns 0, or -1 after one
- * error line on stderr. */
-int ttarget_open(struct ttarget *tt, pid_t pid);
+/* Finds the VMs of pid and prepares naming; kernel_names: also reads
+ * /proc/kallsyms, for ttarget_stack's with_kernel (else kernel frames are
+ * named by address). Returns 0, or -1 after one error line on stderr. */
+int ttarget_open(struct ttarget *tt, pid_t pid, int kernel_names);
 void ttarget_close(struct ttarget *tt);
 
 /* Tells the kernel which process and VMs to walk, through the BPF maps
