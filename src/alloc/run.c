@@ -125,6 +125,9 @@ static int sample(struct arun *ar, const char *cmd, double start)
     wait = window_wait(&ar->win, t);
     if (end > 0 && end - t < wait) wait = end - t;
     if (wait > POLL_MS / 1e3) wait = POLL_MS / 1e3;
+    /* Attaching may have taken us past the end: a negative timeout would
+     * make epoll wait for ever, or until the target allocates. */
+    if (wait < 0) wait = 0;
     n = ring_buffer__poll(rb, (int)(wait * 1e3) + 1);
     if (n < 0 && n != -EINTR && n != DUE && !ar->failed) {
       die_msg("%s: reading events failed: %s", cmd, strerror(-n));
