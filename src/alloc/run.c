@@ -154,6 +154,9 @@ static int sample(struct arun *ar, const char *cmd, double start)
     wait = window_wait(&ar->win, t);
     if (end > 0 && end - t < wait) wait = end - t;
     if (wait > POLL_MS / 1e3) wait = POLL_MS / 1e3;
+    /* Attaching may have taken us past the end: a negative timeout would
+     * make epoll wait for ever, or until the target allocates. */
+    if (wait < 0) wait = 0;
     n = ring_buffer__poll(rb, (int)(wait * 1e3) + 1);
     if (n < 0 && n != -EINTR && n != DUE && !ar->failed) {
       die_msg("%s: reading events failed: %s", cmd, strerror(-n));
@@ -246,7 +249,7 @@ int alloc_run(const struct alloc_opts *o)
   uint64_t gc_before;
   double start;
   int rc = 1;
-  if (ttarget_open(&ar.tt, o->pid)) return 1;
+  if (ttarget_open(&ar.tt, o->pid, 0)) return 1;
   if (!(ar.names = malloc(TSTACK_MAX * sizeof(*ar.names))) ||
       (o->leaks
            ? !(ar.ls = leaks_new())

@@ -219,7 +219,7 @@ struct jit_mmwatch *jit_mm_open(struct jit_watch *w, double seconds, char *why,
     snprintf(why, len, "cannot open the BPF ring buffer: %s", strerror(errno));
     goto fail;
   }
-  if (ttarget_open(&m->tt, w->pid)) {
+  if (ttarget_open_found(&m->tt, w->t, 0)) {
     snprintf(why, len, "cannot read the process for stacks");
     goto fail;
   }

@@ -32,17 +32,31 @@ void ksyms_free(struct ksyms *ks)
   free(ks);
 }
 
+/* One line "ADDR TYPE NAME[\t[MODULE]]": the address and the name of a
+ * function (types t, T, w, W), or 0. By hand: sscanf took half the time
+ * of reading the file's 100000+ lines. */
+static uint64_t parse_line(char *line, const char **name)
+{
+  char *p, *end;
+  uint64_t addr = strtoull(line, &p, 16);
+  if (p == line || p[0] != ' ' || !p[1] || !strchr("tTwW", p[1]) || p[2] != ' ')
+    return 0;
+  *name = p + 3;
+  end = p + 3 + strcspn(p + 3, " \t\n");
+  *end = 0;
+  return end > *name ? addr : 0;
+}
+
 struct ksyms *ksyms_load(void)
 {
   FILE *f = fopen("/proc/kallsyms", "r");
   struct ksyms *ks = calloc(1, sizeof(*ks));
-  char line[512], name[256], type;
-  unsigned long long addr;
+  char line[512];
+  const char *name;
+  uint64_t addr;
   if (!f || !ks) goto fail;
   while (fgets(line, sizeof(line), f)) {
-    if (sscanf(line, "%llx %c %255s", &addr, &type, name) != 3 || !addr)
-      continue;
-    if (type != 't' && type != 'T' && type != 'w' && type != 'W') continue;
+    if (!(addr = parse_line(line, &name))) continue;
     if (ks->n == ks->cap) {
       size_t cap = ks->cap ? 2 * ks->cap : 65536;
       struct ksym *nv = realloc(ks->v, cap * sizeof(*nv));

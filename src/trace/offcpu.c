@@ -376,7 +376,7 @@ int offcpu_run(const struct offcpu_opts *o)
   uint64_t c[LS_NTCOUNTERS];
   char sub[160];
   int rc = 1;
-  if (ttarget_open(&oc.s.tt, o->pid)) return 1;
+  if (ttarget_open(&oc.s.tt, o->pid, 1)) return 1;
   if (!(oc.prof = profile_new("us")) ||
       /* state, wakee, "--", waker and its name */
       !(oc.names = calloc(2 * TSTACK_MAX + 3, sizeof(*oc.names))) ||

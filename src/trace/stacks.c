@@ -18,7 +18,23 @@ _Static_assert(LS_RAW_NATIVE == LJ_RAW_NATIVE && LS_RAW_FUNC == LJ_RAW_FUNC,
                "raw frame kinds differ");
 _Static_assert(LJ_MAX_OBJECTS <= LS_MAX_OBJS, "too many LuaJIT objects");
 
-int ttarget_open(struct ttarget *tt, pid_t pid)
+/* What naming needs besides the VMs in tt->t. */
+static int prepare(struct ttarget *tt, int kernel_names)
+{
+  if (!(tt->sym = lj_symbolizer_new(tt->pid, &tt->t)) ||
+      !(tt->uw = unwinder_new(tt->pid)) ||
+      !(tt->frames = calloc(TSTACK_MAX, sizeof(*tt->frames))) ||
+      !(tt->raw = calloc(LS_MAX_FRAMES, sizeof(*tt->raw)))) {
+    die_msg("out of memory");
+    ttarget_close(tt);
+    return -1;
+  }
+  /* Reading kallsyms takes about 0.1 s: only for who names kernel frames. */
+  if (kernel_names) tt->ks = ksyms_load();
+  return 0;
+}
+
+int ttarget_open(struct ttarget *tt, pid_t pid, int kernel_names)
 {
   char why[512];
   memset(tt, 0, sizeof(*tt));
@@ -27,16 +43,21 @@ int ttarget_open(struct ttarget *tt, pid_t pid)
     die_msg("%s", why);
     return -1;
   }
-  if (!(tt->sym = lj_symbolizer_new(pid, &tt->t)) ||
-      !(tt->uw = unwinder_new(pid)) ||
-      !(tt->frames = calloc(TSTACK_MAX, sizeof(*tt->frames))) ||
-      !(tt->raw = calloc(LS_MAX_FRAMES, sizeof(*tt->raw)))) {
+  return prepare(tt, kernel_names);
+}
+
+int ttarget_open_found(struct ttarget *tt, const struct lj_target *t,
+                       int kernel_names)
+{
+  memset(tt, 0, sizeof(*tt));
+  tt->pid = t->pid;
+  tt->t = *t;
+  if (!(tt->t.vms = malloc(t->nvms * sizeof(*t->vms)))) {
     die_msg("out of memory");
-    ttarget_close(tt);
     return -1;
   }
-  tt->ks = ksyms_load();
-  return 0;
+  memcpy(tt->t.vms, t->vms, t->nvms * sizeof(*t->vms));
+  return prepare(tt, kernel_names);
 }
 
 void ttarget_close(struct ttarget *tt)

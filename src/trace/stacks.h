@@ -43,9 +43,14 @@ struct ttarget {
   struct lj_rawframe *raw; /* LS_MAX_FRAMES: the Lua frames being named */
 };
 
-/* Finds the VMs of pid and prepares naming. Returns 0, or -1 after one
- * error line on stderr. */
-int ttarget_open(struct ttarget *tt, pid_t pid);
+/* Finds the VMs of pid and prepares naming; kernel_names: also reads
+ * /proc/kallsyms, for ttarget_stack's with_kernel (else kernel frames are
+ * named by address). Returns 0, or -1 after one error line on stderr. */
+int ttarget_open(struct ttarget *tt, pid_t pid, int kernel_names);
+/* The same for the VMs t already found (copied; t stays the caller's):
+ * discovery again would cost as much (0.1 s in a traffic_server). */
+int ttarget_open_found(struct ttarget *tt, const struct lj_target *t,
+                       int kernel_names);
 void ttarget_close(struct ttarget *tt);
 
 /* Tells the kernel which process and VMs to walk, through the BPF maps

@@ -348,7 +348,7 @@ int syscalls_run(const struct syscalls_opts *o)
   int rc = 1;
   memset(&sy, 0, sizeof(sy));
   sy.o = o;
-  if (ttarget_open(&sy.s.tt, o->pid)) return 1;
+  if (ttarget_open(&sy.s.tt, o->pid, 0)) return 1;
   if (btable_init(&sy.bts) ||
       (o->output &&
        (!(sy.prof = profile_new("us")) ||
