@@ -3,7 +3,7 @@
 **
 ** The GC heap is millions of small objects linked by pointers; one
 ** process_vm_readv per object header would cost a syscall each. Reads
-** here go through 64 KiB blocks copied whole, so neighbouring objects
+** here go through 16 KiB blocks copied whole, so neighbouring objects
 ** (LuaJIT allocates them side by side) cost one syscall per block.
 ** Large reads (a table's node array) bypass the cache.
 **
