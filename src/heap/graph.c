@@ -2,12 +2,16 @@
 ** Graph: a breadth-first walk from the roots, recording for every object
 ** the edge it was first reached by.
 **
-** Reads are batched, as one object per syscall would make a 1 GiB heap
-** take minutes: references found are checked 1024 at a time (their
-** headers gathered in one process_vm_readv, neighbours merged), the
-** queue is walked 512 objects at a time (headers and small table parts
-** gathered likewise), and big arrays, hash parts and stacks are read in
-** 1 MiB chunks.
+** Reading the target is what costs (see tmem.c), so nothing is read one
+** object at a time: a container (table, function, prototype, thread,
+** userdata) is queued as soon as a reference to it is found, and read
+** when its turn comes, 512 at a time: their headers in one gather (then
+** validated, and current: tables and stacks move their parts as they
+** grow), then their small parts in another (table array and hash parts,
+** function upvalues, prototype constants). Leaves (strings, cdata,
+** upvalues) and objects of unknown type are checked 1024 at a time, their
+** headers gathered likewise. Big arrays, hash parts and stacks are read
+** in 1 MiB chunks.
 */
 #include <stdlib.h>
 #include <string.h>
@@ -16,6 +20,9 @@
 #include "heap.h"
 
 #define CHUNK (1u << 20) /* bytes per read of an array, node part, stack */
+#define BATCH 1024       /* ranges gathered per syscall */
+#define SMALL_PART 4096  /* parts up to this size are gathered too */
+#define BELOW 8          /* bytes below a cdata: a GCcdataVar's size */
 
 /* GC object tags of TValues (GC64: the top 17 bits); others are not. */
 static int tv_gct(uint64_t v)
@@ -25,23 +32,21 @@ static int tv_gct(uint64_t v)
   return (int)(~tag & 0xff);
 }
 
-static int is_leaf(int type)
+static int is_leaf(int gct)
 {
-  return type == HEAP_STR || type == HEAP_UPVAL || type == HEAP_CDATA ||
-         type == HEAP_TRACE;
+  return gct == LJ_GCT_STR || gct == LJ_GCT_UPVAL || gct == LJ_GCT_CDATA ||
+         gct == LJ_GCT_TRACE;
 }
 
-#define BATCH 1024      /* objects gathered per syscall */
-#define SMALL_PART 4096 /* table parts up to this size are gathered too */
-
-/* A reference found, to be checked against the target in the next batch. */
+/* A reference to a leaf (marked seen already), or to an object of
+ * unknown type (gct 0), to be checked against the target in a batch. */
 struct pending {
   uint64_t addr, key;
   uint32_t parent;
   uint8_t gct, edge;
 };
 
-/* Ranges to gather in one go: headers of a batch, or small table parts. */
+/* Ranges to gather in one go: headers of a batch, or small parts. */
 struct gather {
   uint64_t addrs[BATCH];
   uint32_t lens[BATCH];
@@ -49,6 +54,28 @@ struct gather {
   unsigned char ok[BATCH];
   unsigned char *buf;
   size_t n, used, cap;
+};
+
+/* A table's parts: array (8-byte TValues) and hash nodes. */
+struct tparts {
+  uint64_t array, node, na, nn;     /* addresses, slots to read */
+  const unsigned char *abuf, *nbuf; /* gathered copies, or NULL */
+};
+
+/* One object of walk_batch's, between its two gathers. */
+struct item {
+  struct heap_hdr h;
+  int ok;           /* its header passed validation */
+  int part[2];      /* its ranges in walk.parts, -1 for none */
+  struct tparts tp; /* a table's parts */
+  uint32_t nconsts; /* a prototype's GC constants to read */
+};
+
+/* An upvalue's value, to reach through the closure that reached the
+ * upvalue first. */
+struct upvalue {
+  uint64_t tv;
+  uint32_t parent, n;
 };
 
 struct walk {
@@ -59,6 +86,7 @@ struct walk {
   struct pending pend[BATCH];
   size_t npend;
   struct gather refs, hdrs, parts;
+  struct item items[BATCH / 2];
 };
 
 static int gather_add(struct gather *g, uint64_t addr, uint32_t len)
@@ -84,96 +112,185 @@ static void gather_reset(struct gather *g)
   g->n = g->used = 0;
 }
 
+static void gather_run(struct walk *w, struct gather *g)
+{
+  tmem_gather(w->c->mem, g->addrs, g->lens, g->offs, g->n, g->buf, g->ok);
+}
+
+/* Range i of g as read, or NULL if it could not be. */
+static const unsigned char *gathered(const struct gather *g, int i)
+{
+  return i >= 0 && g->ok[i] ? g->buf + g->offs[i] : NULL;
+}
+
 static void tally(struct heap_tally *t, const struct heap_hdr *h)
 {
   t->objects[h->gct - LJ_GCT_STR]++;
   t->bytes[h->gct - LJ_GCT_STR] += h->size;
 }
 
-/* Records the validated object h at addr as reached from parent. */
-static void record(struct walk *w, uint32_t parent, uint64_t addr,
-                   const struct heap_hdr *h, int edge, uint64_t key)
+static int over_budget(struct walk *w)
 {
-  struct heap_snap *s = w->s;
-  int type = h->gct - LJ_GCT_STR;
-  if (w->total >= w->c->lim.max_objects) {
-    s->graph.incomplete = "stopped at --max-objects";
-    return;
-  }
-  if (is_leaf(type) && parent != HEAP_NOPARENT) {
-    if (addrmap_add(&s->seen, addr, HEAP_LEAF) < 0) goto oom;
-    s->objs[parent].held += h->size;
-  } else {
-    struct heap_obj *o;
-    if (s->nobjs == s->capobjs) {
-      size_t cap = s->capobjs ? s->capobjs * 2 : 4096;
-      struct heap_obj *n = realloc(s->objs, cap * sizeof(*n));
-      if (!n) goto oom;
-      s->objs = n;
-      s->capobjs = cap;
-    }
-    if (s->nobjs >= HEAP_LEAF ||
-        addrmap_add(&s->seen, addr, (uint32_t)s->nobjs) < 0)
-      goto oom;
-    o = &s->objs[s->nobjs++];
-    memset(o, 0, sizeof(*o));
-    o->addr = addr;
-    o->key = key;
-    o->bytes = o->held = h->size;
-    o->parent = parent;
-    o->type = (uint8_t)type;
-    o->edge = (uint8_t)edge;
-  }
-  w->total++;
-  tally(&s->graph, h);
-  return;
-oom:
-  w->oom = 1;
+  if (w->total < w->c->lim.max_objects) return 0;
+  w->s->graph.incomplete = "stopped at --max-objects";
+  return 1;
 }
 
+static int grow_objs(struct heap_snap *s)
+{
+  size_t cap = s->capobjs ? s->capobjs * 2 : 4096;
+  struct heap_obj *n = realloc(s->objs, cap * sizeof(*n));
+  if (!n) return -1;
+  s->objs = n;
+  s->capobjs = cap;
+  return 0;
+}
+
+/* Queues the object at addr (of type gct, read and checked when walked)
+ * as reached from parent, unless it was reached before. */
+static void add_obj(struct walk *w, uint32_t parent, uint64_t addr, int gct,
+                    int edge, uint64_t key)
+{
+  struct heap_snap *s = w->s;
+  struct heap_obj *o;
+  int rc;
+  if ((s->nobjs == s->capobjs && grow_objs(s)) || s->nobjs >= HEAP_LEAF) {
+    w->oom = 1;
+    return;
+  }
+  /* Marked, then given its index: the mark (one bit) is what the many
+   * references to a table already reached check. */
+  rc = addrmap_add(&s->seen, addr, HEAP_LEAF);
+  if (!rc) rc = addrmap_add(&s->seen, addr, (uint32_t)s->nobjs);
+  if (rc) {
+    if (rc < 0) w->oom = 1;
+    return;
+  }
+  if (over_budget(w)) {
+    addrmap_del(&s->seen, addr);
+    return;
+  }
+  o = &s->objs[s->nobjs++];
+  memset(o, 0, sizeof(*o));
+  o->addr = addr;
+  o->key = key;
+  o->parent = parent;
+  o->type = (uint8_t)(gct - LJ_GCT_STR);
+  o->edge = (uint8_t)edge;
+  w->total++;
+}
+
+/* Counts the leaf h at addr (marked seen) in its parent's bytes. */
+static void add_leaf(struct walk *w, uint32_t parent, uint64_t addr,
+                     const struct heap_hdr *h)
+{
+  if (over_budget(w)) {
+    addrmap_del(&w->s->seen, addr);
+    return;
+  }
+  w->s->objs[parent].held += h->size;
+  w->total++;
+  tally(&w->s->graph, h);
+}
+
+/* Whether the object at addr, of type gct, reached from parent, is to
+ * be queued (rather than counted in its parent's bytes): containers, and
+ * leaves that are roots (metamethod names), to have a path of their own. */
+static int queued(uint32_t parent, int gct)
+{
+  return !is_leaf(gct) || parent == HEAP_NOPARENT;
+}
+
+/* The object of a pending reference passed validation as h. */
+static void found(struct walk *w, const struct pending *p,
+                  const struct heap_hdr *h)
+{
+  int rc;
+  if (queued(p->parent, h->gct)) {
+    add_obj(w, p->parent, p->addr, h->gct, p->edge, p->key);
+    return;
+  }
+  /* A leaf of unknown type was not marked yet. */
+  if (!p->gct && (rc = addrmap_add(&w->s->seen, p->addr, HEAP_LEAF))) {
+    if (rc < 0) w->oom = 1;
+    return;
+  }
+  add_leaf(w, p->parent, p->addr, h);
+}
+
+/* The value an upvalue h at addr holds: in itself once closed, on a
+ * stack while open. 0 if unreadable. */
+static uint64_t upvalue_tv(struct walk *w, uint64_t addr,
+                           const struct heap_hdr *h)
+{
+  const struct lj_layout *lay = w->c->lay;
+  uint64_t v = heap_field64(h, lay->uv_v), tv;
+  if (v >= addr && v + 8 <= addr + lay->uv_size)
+    return lj_get_u64(h->raw, (uint32_t)(v - addr));
+  return tmem_u64(w->c->mem, v, &tv) ? 0 : tv;
+}
+
+static void reach_tv(struct walk *w, uint32_t parent, uint64_t tv, int edge,
+                     uint64_t key);
+
 /* Checks the pending references against the target: their headers in
- * one gather, single reads only for what that could not read. */
+ * one gather (a cdata's with the 8 bytes below it), single reads only
+ * for what that could not read. */
 static void flush(struct walk *w)
 {
+  const struct lj_layout *lay = w->c->lay;
   struct gather *g = &w->refs;
-  struct heap_snap *s = w->s;
+  struct upvalue uvs[BATCH];
+  size_t nuvs = 0;
   gather_reset(g);
-  for (size_t i = 0; i < w->npend; i++)
-    if (gather_add(g, w->pend[i].addr,
-                   heap_hdr_size(w->c->lay, w->pend[i].gct)))
-      w->oom = 1;
-  if (!w->oom)
-    tmem_gather(w->c->mem, g->addrs, g->lens, g->offs, g->n, g->buf, g->ok);
+  for (size_t i = 0; i < w->npend; i++) {
+    const struct pending *p = &w->pend[i];
+    uint32_t len = p->gct ? heap_hdr_size(lay, p->gct)
+                          : (uint32_t)sizeof(((struct heap_hdr *)0)->raw);
+    int below = p->gct == LJ_GCT_CDATA ? BELOW : 0;
+    if (gather_add(g, p->addr - below, len + below)) w->oom = 1;
+  }
+  if (!w->oom) gather_run(w, g);
   for (size_t i = 0; i < w->npend && !w->oom; i++) {
     const struct pending *p = &w->pend[i];
+    const unsigned char *at = gathered(g, (int)i);
+    int below = p->gct == LJ_GCT_CDATA ? BELOW : 0;
     struct heap_hdr h;
-    uint32_t idx;
-    if (!addrmap_get(&s->seen, p->addr, &idx)) continue; /* twice in it */
-    memcpy(h.raw, g->buf + g->offs[i], g->lens[i]);
-    if (g->ok[i] ? heap_parse_obj(w->c, p->addr, p->gct, &h)
-                 : heap_read_obj(w->c, p->addr, p->gct, &h)) {
-      s->graph.skipped++;
+    if (at) memcpy(h.raw, at + below, g->lens[i] - below);
+    if (at ? heap_parse_obj_below(w->c, p->addr, p->gct, &h, below ? at : NULL)
+           : heap_read_obj(w->c, p->addr, p->gct, &h)) {
+      w->s->graph.skipped++;
+      if (p->gct) addrmap_del(&w->s->seen, p->addr);
       continue;
     }
-    record(w, p->parent, p->addr, &h, p->edge, p->key);
+    found(w, p, &h);
+    if (p->gct == LJ_GCT_UPVAL)
+      uvs[nuvs++] = (struct upvalue){upvalue_tv(w, p->addr, &h), p->parent,
+                                     (uint32_t)p->key};
   }
   w->npend = 0;
+  /* After the batch: these may fill the next one. */
+  for (size_t i = 0; i < nuvs; i++)
+    reach_tv(w, uvs[i].parent, uvs[i].tv, HEAP_EDGE_UPVAL, uvs[i].n);
 }
 
 /* Notes that parent refers to the object at addr (expected type gct, 0
- * for any) by edge/key. The object is checked and recorded, unless seen
- * before, in the next flush (gct 0: at once). */
+ * for any) by edge/key: a container is queued at once, a leaf or an
+ * object of unknown type is checked with the next batch; none twice. */
 static void reach(struct walk *w, uint32_t parent, uint64_t addr, int gct,
                   int edge, uint64_t key)
 {
   uint32_t idx;
-  if (w->oom || !addr || !addrmap_get(&w->s->seen, addr, &idx)) return;
+  int rc;
+  if (w->oom || !addr) return;
+  if (gct && queued(parent, gct)) {
+    add_obj(w, parent, addr, gct, edge, key);
+    return;
+  }
   if (!gct) {
-    struct heap_hdr h;
-    if (heap_read_obj(w->c, addr, 0, &h))
-      w->s->graph.skipped++;
-    else
-      record(w, parent, addr, &h, edge, key);
+    if (!addrmap_get(&w->s->seen, addr, &idx)) return;
+  } else if ((rc = addrmap_add(&w->s->seen, addr, HEAP_LEAF))) {
+    if (rc < 0) w->oom = 1;
     return;
   }
   w->pend[w->npend++] =
@@ -249,12 +366,6 @@ static uint64_t cap_entries(struct walk *w, uint64_t n)
   return w->c->lim.max_entries;
 }
 
-/* A table's parts: array (8-byte TValues) and hash nodes. */
-struct tparts {
-  uint64_t array, node, na, nn;     /* addresses, slots to read */
-  const unsigned char *abuf, *nbuf; /* gathered copies, or NULL */
-};
-
 static void table_parts(struct walk *w, const struct heap_hdr *h,
                         struct tparts *tp)
 {
@@ -306,47 +417,63 @@ static void add_parts(struct walk *w, uint32_t idx, const struct tparts *tp)
     w->oom = 1;
 }
 
-static void walk_func(struct walk *w, uint32_t idx, const struct heap_hdr *h)
+/* Where a function's upvalues are: GCRefs of a Lua function, TValues of
+ * a C function. */
+static uint64_t func_upvalues(const struct lj_layout *lay, uint64_t addr,
+                              const struct heap_hdr *h)
+{
+  return addr + (h->raw[lay->fn_ffid] ? lay->fn_cupvalue : lay->fn_uvptr);
+}
+
+static void walk_func(struct walk *w, uint32_t idx, const struct heap_hdr *h,
+                      const unsigned char *ups)
 {
   const struct lj_layout *lay = w->c->lay;
-  uint64_t o = w->s->objs[idx].addr, refs[256];
+  uint64_t refs[256];
   uint8_t nup = h->raw[lay->fn_nupvalues];
   reach(w, idx, heap_field64(h, lay->fn_env), LJ_GCT_TAB, HEAP_EDGE_ENV, 0);
-  if (h->raw[lay->fn_ffid] != 0) { /* C function: TValue upvalues */
-    if (nup && !tmem_read(w->c->mem, o + lay->fn_cupvalue, refs, 8u * nup))
-      for (uint32_t i = 0; i < nup; i++)
-        reach_tv(w, idx, refs[i], HEAP_EDGE_CUPVAL, i);
+  if (nup && !ups) {
+    if (tmem_read_fresh(w->c->mem, func_upvalues(lay, w->s->objs[idx].addr, h),
+                        refs, 8u * nup))
+      nup = 0;
+    ups = (const unsigned char *)refs;
+  }
+  if (h->raw[lay->fn_ffid] != 0) { /* C function */
+    for (uint32_t i = 0; i < nup; i++)
+      reach_tv(w, idx, lj_get_u64(ups, 8 * i), HEAP_EDGE_CUPVAL, i);
     return;
   }
   reach(w, idx, heap_field64(h, lay->fn_pc) - lay->pt_size, LJ_GCT_PROTO,
         HEAP_EDGE_PROTO, 0);
-  if (!nup || tmem_read(w->c->mem, o + lay->fn_uvptr, refs, 8u * nup)) return;
-  for (uint32_t i = 0; i < nup; i++) {
-    struct heap_hdr uv;
-    uint64_t v, tv;
-    /* The upvalue object is a leaf of the first closure reaching it; its
-     * value is reached through every closure (one of them is first). */
-    reach(w, idx, refs[i], LJ_GCT_UPVAL, HEAP_EDGE_UPVAL, i);
-    if (heap_read_obj(w->c, refs[i], LJ_GCT_UPVAL, &uv)) continue;
-    v = heap_field64(&uv, lay->uv_v);
-    if (!tmem_u64(w->c->mem, v, &tv)) reach_tv(w, idx, tv, HEAP_EDGE_UPVAL, i);
-  }
+  /* The upvalue object is a leaf of the first closure reaching it, and
+   * its value is reached through that closure (see flush). */
+  for (uint32_t i = 0; i < nup; i++)
+    reach(w, idx, lj_get_u64(ups, 8 * i), LJ_GCT_UPVAL, HEAP_EDGE_UPVAL, i);
 }
 
-static void walk_proto(struct walk *w, uint32_t idx, const struct heap_hdr *h)
+/* GC constants are stored below k, as GCRefs (proto_kgc(pt, ~i)). */
+static uint64_t proto_consts(const struct lj_layout *lay,
+                             const struct heap_hdr *h, uint32_t n)
+{
+  return heap_field64(h, lay->pt_k) - 8ull * n;
+}
+
+static void walk_proto(struct walk *w, uint32_t idx, const struct heap_hdr *h,
+                       uint32_t n, const unsigned char *consts)
 {
   const struct lj_layout *lay = w->c->lay;
-  uint64_t k = heap_field64(h, lay->pt_k);
-  uint32_t n = heap_field32(h, lay->pt_sizekgc);
-  uint64_t *refs;
+  unsigned char *refs = NULL;
   reach(w, idx, heap_field64(h, lay->pt_chunkname), LJ_GCT_STR, HEAP_EDGE_CONST,
         0);
-  /* GC constants are stored below k, as GCRefs (proto_kgc(pt, ~i)). */
-  n = (uint32_t)cap_entries(w, n);
-  if (!n || !(refs = malloc(8ull * n))) return;
-  if (!tmem_read(w->c->mem, k - 8ull * n, refs, 8ull * n))
-    for (uint32_t i = 0; i < n; i++)
-      reach(w, idx, refs[n - 1 - i] & LJ_GC64_PTRMASK, 0, HEAP_EDGE_CONST, i);
+  if (n && !consts) {
+    if (!(refs = malloc(8ull * n)) ||
+        tmem_read_fresh(w->c->mem, proto_consts(lay, h, n), refs, 8ull * n))
+      n = 0;
+    consts = refs;
+  }
+  for (uint32_t i = 0; i < n; i++)
+    reach(w, idx, lj_get_u64(consts, 8 * (n - 1 - i)) & LJ_GC64_PTRMASK, 0,
+          HEAP_EDGE_CONST, i);
   free(refs);
 }
 
@@ -435,71 +562,95 @@ static void add_roots(struct walk *w, int tier)
   reach(w, HEAP_NOPARENT, reg, LJ_GCT_TAB, HEAP_EDGE_ROOT, HEAP_ROOT_REGISTRY);
 }
 
-/* Walks the objects [i, i+k) of the queue: their headers (current ones:
- * tables and stacks move their parts when they grow) and the small parts
- * of tables in two gathers, then their references. */
+/* The object at idx failed validation when its turn came. */
+static void gone(struct walk *w, uint32_t idx)
+{
+  struct heap_obj *o = &w->s->objs[idx];
+  w->s->graph.skipped++;
+  addrmap_del(&w->s->seen, o->addr);
+  o->type = HEAP_GONE;
+}
+
+/* Reads and checks the header of object idx (gathered at raw, or NULL),
+ * and notes in it which of its parts to gather. */
+static void plan_item(struct walk *w, uint32_t idx, const unsigned char *raw,
+                      struct item *it)
+{
+  const struct lj_layout *lay = w->c->lay;
+  struct heap_obj *o = &w->s->objs[idx];
+  struct heap_hdr *h = &it->h;
+  uint64_t at[2] = {0, 0}, len[2] = {0, 0};
+  it->part[0] = it->part[1] = -1;
+  if (raw) memcpy(h->raw, raw, heap_hdr_size(lay, LJ_GCT_STR + o->type));
+  it->ok = raw && !heap_parse_obj(w->c, o->addr, LJ_GCT_STR + o->type, h);
+  if (!it->ok) {
+    gone(w, idx);
+    return;
+  }
+  o->bytes = o->held = h->size;
+  tally(&w->s->graph, h);
+  switch (o->type) {
+  case HEAP_TAB:
+    table_parts(w, h, &it->tp);
+    at[0] = it->tp.array;
+    len[0] = it->tp.na * 8;
+    at[1] = it->tp.node;
+    len[1] = it->tp.nn * lay->node_size;
+    break;
+  case HEAP_FUNC:
+    at[0] = func_upvalues(lay, o->addr, h);
+    len[0] = 8u * h->raw[lay->fn_nupvalues];
+    break;
+  case HEAP_PROTO:
+    it->nconsts = (uint32_t)cap_entries(w, heap_field32(h, lay->pt_sizekgc));
+    at[0] = proto_consts(lay, h, it->nconsts);
+    len[0] = 8ull * it->nconsts;
+    break;
+  }
+  for (int k = 0; k < 2; k++)
+    if (len[k] && len[k] <= SMALL_PART) {
+      it->part[k] = (int)w->parts.n;
+      if (gather_add(&w->parts, at[k], (uint32_t)len[k])) it->part[k] = -1;
+    }
+}
+
+static void walk_item(struct walk *w, uint32_t idx, struct item *it)
+{
+  const unsigned char *p0 = gathered(&w->parts, it->part[0]);
+  switch (w->s->objs[idx].type) {
+  case HEAP_TAB:
+    it->tp.abuf = p0;
+    it->tp.nbuf = gathered(&w->parts, it->part[1]);
+    walk_table(w, idx, &it->h, &it->tp);
+    if (w->s->parts) add_parts(w, idx, &it->tp);
+    break;
+  case HEAP_FUNC: walk_func(w, idx, &it->h, p0); break;
+  case HEAP_PROTO: walk_proto(w, idx, &it->h, it->nconsts, p0); break;
+  case HEAP_THREAD: walk_thread(w, idx, &it->h); break;
+  case HEAP_UDATA: walk_udata(w, idx, &it->h); break;
+  }
+}
+
+/* Walks the objects [i, i+k) of the queue: their headers in one gather,
+ * their small parts in another, then their references. */
 static void walk_batch(struct walk *w, size_t i, size_t k)
 {
   struct heap_snap *s = w->s;
-  const struct lj_layout *lay = w->c->lay;
-  struct tparts tp[BATCH / 2];
-  int pa[BATCH / 2], pn[BATCH / 2];
   gather_reset(&w->hdrs);
   gather_reset(&w->parts);
   for (size_t j = 0; j < k; j++)
-    if (gather_add(&w->hdrs, s->objs[i + j].addr,
-                   heap_hdr_size(lay, LJ_GCT_STR + s->objs[i + j].type))) {
+    if (gather_add(
+            &w->hdrs, s->objs[i + j].addr,
+            heap_hdr_size(w->c->lay, LJ_GCT_STR + s->objs[i + j].type))) {
       w->oom = 1;
       return;
     }
-  tmem_gather(w->c->mem, w->hdrs.addrs, w->hdrs.lens, w->hdrs.offs, k,
-              w->hdrs.buf, w->hdrs.ok);
-  for (size_t j = 0; j < k; j++) {
-    struct heap_hdr h;
-    pa[j] = pn[j] = -1;
-    if (s->objs[i + j].type != HEAP_TAB || !w->hdrs.ok[j]) continue;
-    memcpy(h.raw, w->hdrs.buf + w->hdrs.offs[j], w->hdrs.lens[j]);
-    if (heap_parse_obj(w->c, s->objs[i + j].addr, LJ_GCT_TAB, &h)) continue;
-    table_parts(w, &h, &tp[j]);
-    if (tp[j].na && tp[j].na * 8 <= SMALL_PART) {
-      pa[j] = (int)w->parts.n;
-      if (gather_add(&w->parts, tp[j].array, (uint32_t)tp[j].na * 8))
-        pa[j] = -1;
-    }
-    if (tp[j].nn && tp[j].nn * lay->node_size <= SMALL_PART) {
-      pn[j] = (int)w->parts.n;
-      if (gather_add(&w->parts, tp[j].node,
-                     (uint32_t)tp[j].nn * lay->node_size))
-        pn[j] = -1;
-    }
-  }
-  tmem_gather(w->c->mem, w->parts.addrs, w->parts.lens, w->parts.offs,
-              w->parts.n, w->parts.buf, w->parts.ok);
-  for (size_t j = 0; j < k && !w->oom; j++) {
-    struct heap_obj *o = &s->objs[i + j];
-    uint32_t idx = (uint32_t)(i + j);
-    struct heap_hdr h;
-    memcpy(h.raw, w->hdrs.buf + w->hdrs.offs[j], w->hdrs.lens[j]);
-    if (!w->hdrs.ok[j] ||
-        heap_parse_obj(w->c, o->addr, LJ_GCT_STR + o->type, &h))
-      continue; /* gone since it was reached */
-    o->held = o->held - o->bytes + h.size;
-    o->bytes = h.size;
-    switch (o->type) {
-    case HEAP_TAB:
-      if (pa[j] >= 0 && w->parts.ok[pa[j]])
-        tp[j].abuf = w->parts.buf + w->parts.offs[pa[j]];
-      if (pn[j] >= 0 && w->parts.ok[pn[j]])
-        tp[j].nbuf = w->parts.buf + w->parts.offs[pn[j]];
-      walk_table(w, idx, &h, &tp[j]);
-      if (s->parts) add_parts(w, idx, &tp[j]);
-      break;
-    case HEAP_FUNC: walk_func(w, idx, &h); break;
-    case HEAP_PROTO: walk_proto(w, idx, &h); break;
-    case HEAP_THREAD: walk_thread(w, idx, &h); break;
-    case HEAP_UDATA: walk_udata(w, idx, &h); break;
-    }
-  }
+  gather_run(w, &w->hdrs);
+  for (size_t j = 0; j < k; j++)
+    plan_item(w, (uint32_t)(i + j), gathered(&w->hdrs, (int)j), &w->items[j]);
+  gather_run(w, &w->parts);
+  for (size_t j = 0; j < k && !w->oom; j++)
+    if (w->items[j].ok) walk_item(w, (uint32_t)(i + j), &w->items[j]);
 }
 
 /* Sizes the object array and the seen map from the census (plus some
@@ -508,16 +659,14 @@ static void walk_batch(struct walk *w, size_t i, size_t k)
 static void reserve(struct heap_snap *s)
 {
   const struct heap_tally *t = &s->census;
-  uint64_t all = 0, containers = t->objects[HEAP_TAB] + t->objects[HEAP_FUNC] +
-                                 t->objects[HEAP_PROTO] +
-                                 t->objects[HEAP_THREAD] +
-                                 t->objects[HEAP_UDATA];
-  for (int i = 0; i < HEAP_NTYPES; i++) all += t->objects[i];
+  uint64_t containers = t->objects[HEAP_TAB] + t->objects[HEAP_FUNC] +
+                        t->objects[HEAP_PROTO] + t->objects[HEAP_THREAD] +
+                        t->objects[HEAP_UDATA];
   containers += containers / 8 + 64;
   if (containers < HEAP_LEAF &&
       (s->objs = malloc(containers * sizeof(*s->objs))))
     s->capobjs = containers;
-  addrmap_reserve(&s->seen, all + all / 16);
+  addrmap_reserve(&s->seen, containers);
 }
 
 int heap_graph(struct heap_ctx *c, struct heap_snap *s)
