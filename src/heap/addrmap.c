@@ -8,6 +8,7 @@
 #include <stdlib.h>
 
 #include "addrmap.h"
+#include "radix.h"
 
 #define REGION_SHIFT 18 /* 256 KiB of address space per bitmap */
 #define REGION_WORDS ((1u << REGION_SHIFT) / 8 / 64)
@@ -147,6 +148,32 @@ int addrmap_add(struct addrmap *m, uint64_t addr, uint32_t v)
   m->keys[i] = addr;
   m->vals[i] = v;
   m->n++;
+  return 0;
+}
+
+/* Inserted in the order of their slots, the addresses sweep the table
+ * once: one by one, each would land on a page of its own, a TLB miss and
+ * a cache miss apiece (most of what millions of them cost). */
+int addrmap_add_many(struct addrmap *m, const uint64_t *addrs,
+                     const uint32_t *vals, size_t n)
+{
+  struct kv *v, *sorted;
+  int bits;
+  if (addrmap_reserve(m, m->n + n)) return -1;
+  if (m->mask >> 32 || !(v = malloc(2 * n * sizeof(*v) + 1))) {
+    for (size_t i = 0; i < n; i++) /* no room to sort: slower */
+      if (addrmap_add(m, addrs[i], vals[i]) < 0) return -1;
+    return 0;
+  }
+  /* key: slot, then value; val: the address */
+  for (size_t i = 0; i < n; i++)
+    v[i] = (struct kv){(uint64_t)slot(m, addrs[i]) << 32 | vals[i], addrs[i]};
+  for (bits = 0; (size_t)1 << bits <= m->mask; bits++) {
+  }
+  sorted = kv_sort_bits(v, v + n, n, 32, 32 + bits);
+  for (size_t i = 0; i < n; i++)
+    addrmap_add(m, sorted[i].val, (uint32_t)sorted[i].key);
+  free(v);
   return 0;
 }
 

@@ -29,6 +29,11 @@ struct addrmap {
  * 0 if it was added with value v. addr must not be 0. With ADDRMAP_MARK,
  * "there" means marked; with another value, having a value. */
 int addrmap_add(struct addrmap *m, uint64_t addr, uint32_t v);
+/* Adds n addresses with their values (addrs[i] -> vals[i]) at once: the
+ * same as one by one, but millions of them much faster. -1 when out of
+ * memory (some may have been added). */
+int addrmap_add_many(struct addrmap *m, const uint64_t *addrs,
+                     const uint32_t *vals, size_t n);
 /* Makes room for n addresses with a value (saves rehashing as it fills). */
 int addrmap_reserve(struct addrmap *m, size_t n);
 /* 0 with *v set (ADDRMAP_MARK if marked), or -1 when absent. */

@@ -158,11 +158,9 @@ static void add_obj(struct walk *w, uint32_t parent, uint64_t addr, int gct,
     w->oom = 1;
     return;
   }
-  /* Marked, then given its index: the mark (one bit) is what the many
-   * references to a table already reached check. */
-  rc = addrmap_add(&s->seen, addr, HEAP_LEAF);
-  if (!rc) rc = addrmap_add(&s->seen, addr, (uint32_t)s->nobjs);
-  if (rc) {
+  /* Marked now; given its index in seen once the walk is done (see
+   * index_objs). */
+  if ((rc = addrmap_add(&s->seen, addr, HEAP_LEAF))) {
     if (rc < 0) w->oom = 1;
     return;
   }
@@ -653,9 +651,9 @@ static void walk_batch(struct walk *w, size_t i, size_t k)
     if (w->items[j].ok) walk_item(w, (uint32_t)(i + j), &w->items[j]);
 }
 
-/* Sizes the object array and the seen map from the census (plus some
- * growth), so that they need not double, copying, as they fill. A hint:
- * without the memory, they grow as needed. */
+/* Sizes the object array from the census (plus some growth), so that it
+ * need not double, copying, as it fills. A hint: without the memory, it
+ * grows as needed. */
 static void reserve(struct heap_snap *s)
 {
   const struct heap_tally *t = &s->census;
@@ -666,7 +664,31 @@ static void reserve(struct heap_snap *s)
   if (containers < HEAP_LEAF &&
       (s->objs = malloc(containers * sizeof(*s->objs))))
     s->capobjs = containers;
-  addrmap_reserve(&s->seen, containers);
+}
+
+/* Gives the objects walked their index in seen, all at once: millions
+ * added one by one, as they are found, would cost a cache miss each. */
+static int index_objs(struct heap_snap *s)
+{
+  enum { PER = 1 << 18 }; /* bounds the memory this takes */
+  uint64_t *addrs = malloc(PER * sizeof(*addrs));
+  uint32_t *idxs = malloc(PER * sizeof(*idxs));
+  size_t walked = 0;
+  int rc;
+  for (size_t j = 0; j < s->nobjs; j++) walked += s->objs[j].type != HEAP_GONE;
+  rc = addrs && idxs && !addrmap_reserve(&s->seen, walked) ? 0 : -1;
+  for (size_t j = 0; j < s->nobjs && !rc;) {
+    size_t n = 0;
+    for (; j < s->nobjs && n < PER; j++)
+      if (s->objs[j].type != HEAP_GONE) {
+        addrs[n] = s->objs[j].addr;
+        idxs[n++] = (uint32_t)j;
+      }
+    rc = addrmap_add_many(&s->seen, addrs, idxs, n);
+  }
+  free(addrs);
+  free(idxs);
+  return rc;
 }
 
 int heap_graph(struct heap_ctx *c, struct heap_snap *s)
@@ -694,7 +716,7 @@ int heap_graph(struct heap_ctx *c, struct heap_snap *s)
     walk_batch(w, i, k);
     i += k;
   }
-  int oom = w->oom;
+  int oom = w->oom || index_objs(s);
   free(w->refs.buf);
   free(w->hdrs.buf);
   free(w->parts.buf);

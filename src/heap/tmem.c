@@ -15,6 +15,7 @@
 #include <sys/uio.h>
 
 #include "../proc/proc.h"
+#include "radix.h"
 #include "tmem.h"
 
 #define BLOCK_SHIFT 14
@@ -24,7 +25,6 @@
 struct block {
   uint64_t tag;   /* block number + 1; 0 = empty */
   uint32_t valid; /* bytes readable from the block start */
-  unsigned char *data;
 };
 
 #define LJ_ADDR_MAX (1ull << 47) /* user space, x86_64 */
@@ -34,6 +34,10 @@ struct tmem {
   unsigned char *scratch; /* merged reads of tmem_gather */
   struct block *slots;
   size_t nslots; /* a power of two */
+  /* The blocks' bytes: one allocation, made on first use and dropped
+   * by tmem_flush, so that a walk after the census does not keep it.
+   * Its pages cost memory once used: small heaps stay small. */
+  unsigned char *data;
   uint64_t bytes_read;
 };
 
@@ -45,7 +49,6 @@ struct tmem *tmem_new(pid_t pid, size_t cache_bytes)
   while (n * 2 * BLOCK_SIZE <= cache_bytes) n *= 2;
   m->pid = pid;
   m->nslots = n;
-  /* Block buffers are allocated on first use: small heaps stay small. */
   if (!(m->slots = calloc(n, sizeof(*m->slots)))) {
     free(m);
     return NULL;
@@ -56,7 +59,7 @@ struct tmem *tmem_new(pid_t pid, size_t cache_bytes)
 void tmem_free(struct tmem *m)
 {
   if (!m) return;
-  for (size_t i = 0; i < m->nslots; i++) free(m->slots[i].data);
+  free(m->data);
   free(m->slots);
   free(m->scratch);
   free(m);
@@ -65,6 +68,8 @@ void tmem_free(struct tmem *m)
 void tmem_flush(struct tmem *m)
 {
   for (size_t i = 0; i < m->nslots; i++) m->slots[i].tag = 0;
+  free(m->data);
+  m->data = NULL;
 }
 
 uint64_t tmem_bytes_read(const struct tmem *m)
@@ -79,14 +84,19 @@ static int direct(struct tmem *m, uint64_t addr, void *buf, size_t len)
   return 0;
 }
 
+static unsigned char *block_data(const struct tmem *m, const struct block *b)
+{
+  return m->data + (size_t)(b - m->slots) * BLOCK_SIZE;
+}
+
 static struct block *load(struct tmem *m, uint64_t bno)
 {
   struct block *b = &m->slots[bno & (m->nslots - 1)];
   struct iovec local, remote;
   ssize_t n;
   if (b->tag == bno + 1) return b;
-  if (!b->data && !(b->data = malloc(BLOCK_SIZE))) return NULL;
-  local.iov_base = b->data;
+  if (!m->data && !(m->data = malloc(m->nslots * BLOCK_SIZE))) return NULL;
+  local.iov_base = block_data(m, b);
   local.iov_len = BLOCK_SIZE;
   remote.iov_base = (void *)(uintptr_t)(bno << BLOCK_SHIFT);
   remote.iov_len = BLOCK_SIZE;
@@ -109,7 +119,7 @@ int tmem_read(struct tmem *m, uint64_t addr, void *buf, size_t len)
     size_t n = BLOCK_SIZE - off < len ? BLOCK_SIZE - off : len;
     struct block *b = load(m, bno);
     if (b && off + n <= b->valid)
-      memcpy(out, b->data + off, n);
+      memcpy(out, block_data(m, b) + off, n);
     else if (direct(m, addr, out, n))
       return -1; /* mapping starts mid-block */
     out += n;
@@ -222,43 +232,12 @@ static int joins_run(uint64_t a, uint64_t hi)
   return a >> PAGE_SHIFT <= ((hi - 1) >> PAGE_SHIFT) + 1;
 }
 
-struct byaddr {
-  uint64_t addr;
-  size_t i;
-};
-
-/* Sorts v[0..n) by address, tmp being room for n more; returns v or tmp,
- * whichever holds the result. A radix sort on the bits in which the
- * addresses differ (a few passes of 8 bits: a batch spans some GiB at
- * most): the string table's million ranges cost qsort too much. */
-static struct byaddr *sort_by_addr(struct byaddr *v, struct byaddr *tmp,
-                                   size_t n)
-{
-  uint64_t differ = 0;
-  int lo, hi;
-  for (size_t i = 1; i < n; i++) differ |= v[i].addr ^ v[0].addr;
-  if (!differ) return v;
-  lo = __builtin_ctzll(differ);
-  hi = 64 - __builtin_clzll(differ);
-  for (int shift = lo; shift < hi; shift += 8) {
-    size_t at[257] = {0};
-    struct byaddr *t;
-    for (size_t i = 0; i < n; i++) at[((v[i].addr >> shift) & 255) + 1]++;
-    for (int b = 0; b < 256; b++) at[b + 1] += at[b];
-    for (size_t i = 0; i < n; i++) tmp[at[(v[i].addr >> shift) & 255]++] = v[i];
-    t = v;
-    v = tmp;
-    tmp = t;
-  }
-  return v;
-}
-
 /* The order of the n ranges at addrs by address, or NULL when out of
  * memory. Caller frees. */
 static size_t *by_address(const uint64_t *addrs, size_t n)
 {
   size_t *order = malloc(n * sizeof(*order) + 1);
-  struct byaddr *v = malloc(2 * n * sizeof(*v) + 1), *sorted;
+  struct kv *v = malloc(2 * n * sizeof(*v) + 1), *sorted;
   int in_order = 1;
   if (!order || !v) {
     free(order);
@@ -266,12 +245,12 @@ static size_t *by_address(const uint64_t *addrs, size_t n)
     return NULL;
   }
   for (size_t i = 0; i < n; i++) {
-    v[i] = (struct byaddr){addrs[i], i};
+    v[i] = (struct kv){addrs[i], i};
     if (i && addrs[i] < addrs[i - 1]) in_order = 0;
   }
   /* Children of one array often come in allocation order already. */
-  sorted = in_order ? v : sort_by_addr(v, v + n, n);
-  for (size_t i = 0; i < n; i++) order[i] = sorted[i].i;
+  sorted = in_order ? v : kv_sort(v, v + n, n);
+  for (size_t i = 0; i < n; i++) order[i] = sorted[i].val;
   free(v);
   return order;
 }
