@@ -23,6 +23,10 @@
 #define BATCH 1024       /* ranges gathered per syscall */
 #define SMALL_PART 4096  /* parts up to this size are gathered too */
 #define BELOW 8          /* bytes below a cdata: a GCcdataVar's size */
+/* Bytes read past the header of a table or function: the parts of a
+ * table made by a constructor, a closure's upvalues, often lie right
+ * after it, and come with it then. */
+#define TAIL 448
 
 /* GC object tags of TValues (GC64: the top 17 bits); others are not. */
 static int tv_gct(uint64_t v)
@@ -65,10 +69,11 @@ struct tparts {
 /* One object of walk_batch's, between its two gathers. */
 struct item {
   struct heap_hdr h;
-  int ok;           /* its header passed validation */
-  int part[2];      /* its ranges in walk.parts, -1 for none */
-  struct tparts tp; /* a table's parts */
-  uint32_t nconsts; /* a prototype's GC constants to read */
+  int ok;                     /* its header passed validation */
+  const unsigned char *in[2]; /* its parts, read with the header, or NULL */
+  int part[2];                /* else its ranges in walk.parts, -1 for none */
+  struct tparts tp;           /* a table's parts */
+  uint32_t nconsts;           /* a prototype's GC constants to read */
 };
 
 /* An upvalue's value, to reach through the closure that reached the
@@ -569,18 +574,31 @@ static void gone(struct walk *w, uint32_t idx)
   o->type = HEAP_GONE;
 }
 
-/* Reads and checks the header of object idx (gathered at raw, or NULL),
- * and notes in it which of its parts to gather. */
+/* Bytes read at an object of this type when walked. */
+static uint32_t walk_read_size(const struct lj_layout *lay, int type)
+{
+  uint32_t hs = heap_hdr_size(lay, LJ_GCT_STR + type);
+  return type == HEAP_TAB || type == HEAP_FUNC ? hs + TAIL : hs;
+}
+
+/* Checks the header of object idx, gathered with what follows it at raw
+ * (len bytes; NULL if unreadable, as when it ends a mapping), and notes
+ * in it where its parts are: in what was read, or to gather. */
 static void plan_item(struct walk *w, uint32_t idx, const unsigned char *raw,
-                      struct item *it)
+                      uint32_t len, struct item *it)
 {
   const struct lj_layout *lay = w->c->lay;
   struct heap_obj *o = &w->s->objs[idx];
   struct heap_hdr *h = &it->h;
-  uint64_t at[2] = {0, 0}, len[2] = {0, 0};
+  uint32_t hs = heap_hdr_size(lay, LJ_GCT_STR + o->type);
+  uint64_t at[2] = {0, 0}, plen[2] = {0, 0};
+  it->in[0] = it->in[1] = NULL;
   it->part[0] = it->part[1] = -1;
-  if (raw) memcpy(h->raw, raw, heap_hdr_size(lay, LJ_GCT_STR + o->type));
-  it->ok = raw && !heap_parse_obj(w->c, o->addr, LJ_GCT_STR + o->type, h);
+  if (raw)
+    memcpy(h->raw, raw, hs);
+  else
+    len = tmem_read_fresh(w->c->mem, o->addr, h->raw, hs) ? 0 : hs;
+  it->ok = len && !heap_parse_obj(w->c, o->addr, LJ_GCT_STR + o->type, h);
   if (!it->ok) {
     gone(w, idx);
     return;
@@ -591,34 +609,43 @@ static void plan_item(struct walk *w, uint32_t idx, const unsigned char *raw,
   case HEAP_TAB:
     table_parts(w, h, &it->tp);
     at[0] = it->tp.array;
-    len[0] = it->tp.na * 8;
+    plen[0] = it->tp.na * 8;
     at[1] = it->tp.node;
-    len[1] = it->tp.nn * lay->node_size;
+    plen[1] = it->tp.nn * lay->node_size;
     break;
   case HEAP_FUNC:
     at[0] = func_upvalues(lay, o->addr, h);
-    len[0] = 8u * h->raw[lay->fn_nupvalues];
+    plen[0] = 8u * h->raw[lay->fn_nupvalues];
     break;
   case HEAP_PROTO:
     it->nconsts = (uint32_t)cap_entries(w, heap_field32(h, lay->pt_sizekgc));
     at[0] = proto_consts(lay, h, it->nconsts);
-    len[0] = 8ull * it->nconsts;
+    plen[0] = 8ull * it->nconsts;
     break;
   }
   for (int k = 0; k < 2; k++)
-    if (len[k] && len[k] <= SMALL_PART) {
+    if (raw && at[k] >= o->addr && at[k] - o->addr + plen[k] <= len) {
+      it->in[k] = raw + (at[k] - o->addr);
+    } else if (plen[k] && plen[k] <= SMALL_PART) {
       it->part[k] = (int)w->parts.n;
-      if (gather_add(&w->parts, at[k], (uint32_t)len[k])) it->part[k] = -1;
+      if (gather_add(&w->parts, at[k], (uint32_t)plen[k])) it->part[k] = -1;
     }
+}
+
+/* Part k of an item, as read, or NULL. */
+static const unsigned char *item_part(const struct walk *w,
+                                      const struct item *it, int k)
+{
+  return it->in[k] ? it->in[k] : gathered(&w->parts, it->part[k]);
 }
 
 static void walk_item(struct walk *w, uint32_t idx, struct item *it)
 {
-  const unsigned char *p0 = gathered(&w->parts, it->part[0]);
+  const unsigned char *p0 = item_part(w, it, 0);
   switch (w->s->objs[idx].type) {
   case HEAP_TAB:
     it->tp.abuf = p0;
-    it->tp.nbuf = gathered(&w->parts, it->part[1]);
+    it->tp.nbuf = item_part(w, it, 1);
     walk_table(w, idx, &it->h, &it->tp);
     if (w->s->parts) add_parts(w, idx, &it->tp);
     break;
@@ -637,15 +664,15 @@ static void walk_batch(struct walk *w, size_t i, size_t k)
   gather_reset(&w->hdrs);
   gather_reset(&w->parts);
   for (size_t j = 0; j < k; j++)
-    if (gather_add(
-            &w->hdrs, s->objs[i + j].addr,
-            heap_hdr_size(w->c->lay, LJ_GCT_STR + s->objs[i + j].type))) {
+    if (gather_add(&w->hdrs, s->objs[i + j].addr,
+                   walk_read_size(w->c->lay, s->objs[i + j].type))) {
       w->oom = 1;
       return;
     }
   gather_run(w, &w->hdrs);
   for (size_t j = 0; j < k; j++)
-    plan_item(w, (uint32_t)(i + j), gathered(&w->hdrs, (int)j), &w->items[j]);
+    plan_item(w, (uint32_t)(i + j), gathered(&w->hdrs, (int)j), w->hdrs.lens[j],
+              &w->items[j]);
   gather_run(w, &w->parts);
   for (size_t j = 0; j < k && !w->oom; j++)
     if (w->items[j].ok) walk_item(w, (uint32_t)(i + j), &w->items[j]);
