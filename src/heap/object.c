@@ -214,10 +214,15 @@ static int read_obj(struct heap_ctx *c, uint64_t addr, int gct,
   int (*rd)(struct tmem *, uint64_t, void *, size_t) =
       fresh ? tmem_read_fresh : tmem_read;
   uint32_t n;
-  if (!addr || !PTR_OK(addr) || rd(c->mem, addr, h->raw, 16)) return -1;
+  int whole;
+  if (!addr || !PTR_OK(addr)) return -1;
+  /* The largest header at once (a lone object: one syscall); near the
+   * end of a mapping, only the object's own header. */
+  whole = !rd(c->mem, addr, h->raw, sizeof(h->raw));
+  if (!whole && rd(c->mem, addr, h->raw, 16)) return -1;
   n = heap_hdr_size(c->lay, h->raw[9]);
   if (!n || n > sizeof(h->raw) ||
-      (n > 16 && rd(c->mem, addr + 16, h->raw + 16, n - 16)))
+      (!whole && n > 16 && rd(c->mem, addr + 16, h->raw + 16, n - 16)))
     return -1;
   return heap_parse_obj(c, addr, gct, h);
 }
