@@ -91,6 +91,7 @@ struct walk {
   struct pending pend[BATCH];
   size_t npend;
   struct gather refs, hdrs, parts;
+  size_t first; /* objs[first] is the object of hdrs' first range */
   struct item items[BATCH / 2];
 };
 
@@ -239,10 +240,25 @@ static void reach_tv(struct walk *w, uint32_t parent, uint64_t tv, int edge,
 /* Checks the pending references against the target: their headers in
  * one gather (a cdata's with the 8 bytes below it), single reads only
  * for what that could not read. */
+/* The bytes [addr, addr+len), if they were read with the header of
+ * parent (in the batch being walked): a table's strings often follow it. */
+static const unsigned char *read_with(const struct walk *w, uint32_t parent,
+                                      uint64_t addr, uint32_t len)
+{
+  const struct gather *g = &w->hdrs;
+  size_t j = (size_t)parent - w->first;
+  if (parent == HEAP_NOPARENT || parent < w->first || j >= g->n || !g->ok[j] ||
+      addr < g->addrs[j] || addr - g->addrs[j] + len > g->lens[j])
+    return NULL;
+  return g->buf + g->offs[j] + (addr - g->addrs[j]);
+}
+
 static void flush(struct walk *w)
 {
   const struct lj_layout *lay = w->c->lay;
   struct gather *g = &w->refs;
+  const unsigned char *src[BATCH];
+  int gi[BATCH];
   struct upvalue uvs[BATCH];
   size_t nuvs = 0;
   gather_reset(g);
@@ -251,15 +267,21 @@ static void flush(struct walk *w)
     uint32_t len = p->gct ? heap_hdr_size(lay, p->gct)
                           : (uint32_t)sizeof(((struct heap_hdr *)0)->raw);
     int below = p->gct == LJ_GCT_CDATA ? BELOW : 0;
+    gi[i] = -1;
+    if ((src[i] = read_with(w, p->parent, p->addr - below, len + below)))
+      continue;
+    gi[i] = (int)g->n;
     if (gather_add(g, p->addr - below, len + below)) w->oom = 1;
   }
   if (!w->oom) gather_run(w, g);
   for (size_t i = 0; i < w->npend && !w->oom; i++) {
     const struct pending *p = &w->pend[i];
-    const unsigned char *at = gathered(g, (int)i);
+    const unsigned char *at = src[i] ? src[i] : gathered(g, gi[i]);
     int below = p->gct == LJ_GCT_CDATA ? BELOW : 0;
+    uint32_t len = p->gct ? heap_hdr_size(lay, p->gct)
+                          : (uint32_t)sizeof(((struct heap_hdr *)0)->raw);
     struct heap_hdr h;
-    if (at) memcpy(h.raw, at + below, g->lens[i] - below);
+    if (at) memcpy(h.raw, at + below, len);
     if (at ? heap_parse_obj_below(w->c, p->addr, p->gct, &h, below ? at : NULL)
            : heap_read_obj(w->c, p->addr, p->gct, &h)) {
       w->s->graph.skipped++;
@@ -663,6 +685,7 @@ static void walk_batch(struct walk *w, size_t i, size_t k)
   struct heap_snap *s = w->s;
   gather_reset(&w->hdrs);
   gather_reset(&w->parts);
+  w->first = i;
   for (size_t j = 0; j < k; j++)
     if (gather_add(&w->hdrs, s->objs[i + j].addr,
                    walk_read_size(w->c->lay, s->objs[i + j].type))) {
