@@ -625,7 +625,8 @@ static void plan_item(struct walk *w, uint32_t idx, const unsigned char *raw,
     gone(w, idx);
     return;
   }
-  o->bytes = o->held = h->size;
+  o->bytes = (uint32_t)h->size;
+  o->held = h->size;
   tally(&w->s->graph, h);
   switch (o->type) {
   case HEAP_TAB:

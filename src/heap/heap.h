@@ -75,9 +75,11 @@ enum heap_root {
 struct heap_obj {
   uint64_t addr;
   uint64_t key;      /* see enum heap_edge */
-  uint64_t bytes;    /* own size, as lj_gc.c counts it */
   uint64_t held;     /* bytes + leaves first reached through it */
   uint64_t retained; /* held + everything first reached through it */
+  uint32_t bytes;    /* own size, as lj_gc.c counts it (< 4 GiB: the
+                      * biggest, a table, has at most 2^27 array slots
+                      * and 2^26 nodes) */
   uint32_t parent;   /* index, HEAP_NOPARENT for a root */
   uint32_t entries;  /* tables: non-nil values; threads: stack slots */
   uint8_t type;      /* enum heap_type, or HEAP_GONE */

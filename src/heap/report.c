@@ -205,8 +205,8 @@ static void text_largest(FILE *out, struct heap_ctx *c,
     const struct heap_obj *o = &s->objs[rows[i].idx];
     char path[PATH_MAX_LEN];
     heap_path(c, s, rows[i].idx, path, sizeof(path));
-    fprintf(out, "  %12" PRIu64 " %10u %14" PRIu64 "  %s\n", o->bytes,
-            o->entries, o->retained, path);
+    fprintf(out, "  %12u %10u %14" PRIu64 "  %s\n", o->bytes, o->entries,
+            o->retained, path);
   }
   free(rows);
 }
@@ -237,9 +237,8 @@ static void text_grown(FILE *out, struct heap_ctx *c, const struct heap_snap *b,
         rows[i].before >= 0 ? &b->objs[rows[i].before] : NULL;
     char path[PATH_MAX_LEN];
     heap_path(c, a, rows[i].idx, path, sizeof(path));
-    fprintf(out, "  %10" PRIu64 " -> %10" PRIu64 " %8u -> %8u  %s%s\n",
-            p ? p->bytes : 0, o->bytes, p ? p->entries : 0, o->entries, path,
-            p ? "" : " (new)");
+    fprintf(out, "  %10u -> %10u %8u -> %8u  %s%s\n", p ? p->bytes : 0,
+            o->bytes, p ? p->entries : 0, o->entries, path, p ? "" : " (new)");
   }
   free(rows);
 }
