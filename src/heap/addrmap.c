@@ -1,7 +1,8 @@
 /*
-** Address map: a hash table with linear probing, kept at most three
-** quarters full (millions of entries: memory matters more than the odd
-** longer probe), and bitmaps for marked addresses. Bitmaps are found
+** Address map: a hash table with linear probing, of any size (filled in
+** bulk it can be sized to fit) kept at most three quarters full (millions
+** of entries: memory matters more than the odd longer probe), and
+** bitmaps for marked addresses. Bitmaps are found
 ** through a small hash table of their own: a heap of 1 GiB spans about
 ** 4000 regions, 16 MiB of bitmaps against 12 bytes and more a slot.
 */
@@ -20,15 +21,27 @@ static size_t mix(uint64_t x)
 
 static size_t slot(const struct addrmap *m, uint64_t addr)
 {
-  /* GC objects are 8-aligned: drop those bits. */
-  return mix(addr >> 3) & m->mask;
+  /* GC objects are 8-aligned: drop those bits, mix (Fibonacci), scale the
+   * high bits to the size. */
+  uint64_t h = (addr >> 3) * 0x9e3779b97f4a7c15ULL;
+  return (size_t)(((unsigned __int128)h * m->size) >> 64);
 }
 
-static int resize(struct addrmap *m, size_t n)
+static size_t next(const struct addrmap *m, size_t i)
 {
-  uint64_t *keys = calloc(n, sizeof(*keys)), *old = m->keys;
-  uint32_t *vals = malloc(n * sizeof(*vals)), *oldv = m->vals;
-  size_t oldmask = m->mask;
+  return i + 1 == m->size ? 0 : i + 1;
+}
+
+static int full(const struct addrmap *m, size_t n)
+{
+  return n > m->size / 4 * 3;
+}
+
+static int resize(struct addrmap *m, size_t size)
+{
+  uint64_t *keys = calloc(size, sizeof(*keys)), *old = m->keys;
+  uint32_t *vals = malloc(size * sizeof(*vals)), *oldv = m->vals;
+  size_t oldsize = m->size;
   if (!keys || !vals) {
     free(keys);
     free(vals);
@@ -36,9 +49,9 @@ static int resize(struct addrmap *m, size_t n)
   }
   m->keys = keys;
   m->vals = vals;
-  m->mask = n - 1;
+  m->size = size;
   m->n = 0;
-  for (size_t i = 0; old && i <= oldmask; i++)
+  for (size_t i = 0; i < oldsize; i++)
     if (old[i]) addrmap_add(m, old[i], oldv[i]);
   free(old);
   free(oldv);
@@ -47,9 +60,9 @@ static int resize(struct addrmap *m, size_t n)
 
 int addrmap_reserve(struct addrmap *m, size_t n)
 {
-  size_t size = 1024;
-  while (size / 4 * 3 < n) size *= 2;
-  return m->keys && m->mask + 1 >= size ? 0 : resize(m, size);
+  size_t size = (n / 3 + 1) * 4; /* then n is under three quarters */
+  if (m->keys && !full(m, n)) return 0;
+  return resize(m, size < 1024 ? 1024 : size);
 }
 
 /* Marks are kept for 8-aligned addresses: others get a slot. */
@@ -140,10 +153,10 @@ int addrmap_add(struct addrmap *m, uint64_t addr, uint32_t v)
 {
   size_t i;
   if (v == ADDRMAP_MARK && markable(addr)) return mark(m, addr);
-  if ((!m->keys || m->n + 1 > (m->mask + 1) / 4 * 3) &&
-      resize(m, m->keys ? (m->mask + 1) * 2 : 1024))
+  if ((!m->keys || full(m, m->n + 1)) &&
+      resize(m, m->keys ? m->size * 2 : 1024))
     return -1;
-  for (i = slot(m, addr); m->keys[i]; i = (i + 1) & m->mask)
+  for (i = slot(m, addr); m->keys[i]; i = next(m, i))
     if (m->keys[i] == addr) return 1;
   m->keys[i] = addr;
   m->vals[i] = v;
@@ -160,7 +173,7 @@ int addrmap_add_many(struct addrmap *m, const uint64_t *addrs,
   struct kv *v, *sorted;
   int bits;
   if (addrmap_reserve(m, m->n + n)) return -1;
-  if (m->mask >> 32 || !(v = malloc(2 * n * sizeof(*v) + 1))) {
+  if (m->size >> 32 || !(v = malloc(2 * n * sizeof(*v) + 1))) {
     for (size_t i = 0; i < n; i++) /* no room to sort: slower */
       if (addrmap_add(m, addrs[i], vals[i]) < 0) return -1;
     return 0;
@@ -168,7 +181,7 @@ int addrmap_add_many(struct addrmap *m, const uint64_t *addrs,
   /* key: slot, then value; val: the address */
   for (size_t i = 0; i < n; i++)
     v[i] = (struct kv){(uint64_t)slot(m, addrs[i]) << 32 | vals[i], addrs[i]};
-  for (bits = 0; (size_t)1 << bits <= m->mask; bits++) {
+  for (bits = 0; (size_t)1 << bits < m->size; bits++) {
   }
   sorted = kv_sort_bits(v, v + n, n, 32, 32 + bits);
   for (size_t i = 0; i < n; i++)
@@ -181,7 +194,7 @@ int addrmap_add_many(struct addrmap *m, const uint64_t *addrs,
 static long find(const struct addrmap *m, uint64_t addr)
 {
   if (!m->keys) return -1;
-  for (size_t i = slot(m, addr); m->keys[i]; i = (i + 1) & m->mask)
+  for (size_t i = slot(m, addr); m->keys[i]; i = next(m, i))
     if (m->keys[i] == addr) return (long)i;
   return -1;
 }
@@ -214,7 +227,7 @@ void addrmap_del(struct addrmap *m, uint64_t addr)
   /* Backward shift: later entries of the probe run fill the hole, so
    * that no lookup stops at it early. */
   size_t i = (size_t)at;
-  for (size_t j = (i + 1) & m->mask; m->keys[j]; j = (j + 1) & m->mask)
+  for (size_t j = next(m, i); m->keys[j]; j = next(m, j))
     if (may_move(slot(m, m->keys[j]), i, j)) {
       m->keys[i] = m->keys[j];
       m->vals[i] = m->vals[j];

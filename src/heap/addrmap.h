@@ -19,7 +19,7 @@
 struct addrmap {
   uint64_t *keys; /* addresses with a value; 0 = empty */
   uint32_t *vals;
-  size_t mask, n;
+  size_t size, n;
   uint64_t *rkeys;  /* bitmaps by region number + 1; 0 = empty */
   uint64_t **rbits; /* one bit per 8 bytes of the region */
   size_t rmask, nregions;
