@@ -91,7 +91,8 @@ struct walk {
   struct pending pend[BATCH];
   size_t npend;
   struct gather refs, hdrs, parts;
-  size_t first; /* objs[first] is the object of hdrs' first range */
+  size_t first;         /* objs[first] is the object of hdrs' first range */
+  unsigned char *chunk; /* CHUNK bytes for each_slot, made on first use */
   struct item items[BATCH / 2];
 };
 
@@ -340,26 +341,24 @@ static uint64_t each_slot(struct walk *w, uint32_t idx, uint64_t addr,
                           slot_fn fn, const unsigned char *pre)
 {
   uint64_t per = CHUNK / stride;
-  uint64_t *buf;
   if (pre) { /* gathered with the batch already */
     for (uint64_t i = done; i < n; i++)
       fn(w, idx, i, (const uint64_t *)(pre + i * stride));
     return n;
   }
-  if (!(buf = malloc((size_t)per * stride))) {
+  if (!w->chunk && !(w->chunk = malloc(CHUNK))) {
     w->oom = 1;
     return done;
   }
   while (done < n && !w->oom) {
     uint64_t k = n - done < per ? n - done : per;
-    if (tmem_read_fresh(w->c->mem, addr + done * stride, buf,
+    if (tmem_read_fresh(w->c->mem, addr + done * stride, w->chunk,
                         (size_t)(k * stride)))
       break;
     for (uint64_t i = 0; i < k; i++)
-      fn(w, idx, done + i, (const uint64_t *)((char *)buf + i * stride));
+      fn(w, idx, done + i, (const uint64_t *)(w->chunk + i * stride));
     done += k;
   }
-  free(buf);
   return done;
 }
 
@@ -771,6 +770,7 @@ int heap_graph(struct heap_ctx *c, struct heap_snap *s)
   free(w->refs.buf);
   free(w->hdrs.buf);
   free(w->parts.buf);
+  free(w->chunk);
   free(w);
   if (oom) {
     die_msg("heap: out of memory after %zu objects", s->nobjs);
