@@ -3,15 +3,16 @@
 ** the edge it was first reached by.
 **
 ** Reading the target is what costs (see tmem.c), so nothing is read one
-** object at a time: a container (table, function, prototype, thread,
-** userdata) is queued as soon as a reference to it is found, and read
-** when its turn comes, 512 at a time: their headers in one gather (then
-** validated, and current: tables and stacks move their parts as they
-** grow), then their small parts in another (table array and hash parts,
-** function upvalues, prototype constants). Leaves (strings, cdata,
-** upvalues) and objects of unknown type are checked 1024 at a time, their
-** headers gathered likewise. Big arrays, hash parts and stacks are read
-** in 1 MiB chunks.
+** object at a time, and nothing twice: a container (table, function,
+** prototype, thread, userdata) is queued as soon as a reference to it is
+** found, and read when its turn comes, 512 at a time: their headers in
+** one gather (then validated, and current: tables and stacks move their
+** parts as they grow) with the bytes after them, where small parts often
+** are, then the other small parts in a second gather (table array and
+** hash parts, function upvalues, prototype constants). Leaves (strings,
+** cdata, upvalues) and objects of unknown type are checked 1024 at a
+** time, their headers gathered likewise unless their parent's read had
+** them. Big arrays, hash parts and stacks are read in 1 MiB chunks.
 */
 #include <stdlib.h>
 #include <string.h>
@@ -238,9 +239,6 @@ static uint64_t upvalue_tv(struct walk *w, uint64_t addr,
 static void reach_tv(struct walk *w, uint32_t parent, uint64_t tv, int edge,
                      uint64_t key);
 
-/* Checks the pending references against the target: their headers in
- * one gather (a cdata's with the 8 bytes below it), single reads only
- * for what that could not read. */
 /* The bytes [addr, addr+len), if they were read with the header of
  * parent (in the batch being walked): a table's strings often follow it. */
 static const unsigned char *read_with(const struct walk *w, uint32_t parent,
@@ -254,35 +252,44 @@ static const unsigned char *read_with(const struct walk *w, uint32_t parent,
   return g->buf + g->offs[j] + (addr - g->addrs[j]);
 }
 
+/* Bytes to check of a pending reference's object: its header (an
+ * unknown type's largest one); a cdata's come after the 8 below it. */
+static uint32_t check_len(const struct lj_layout *lay, const struct pending *p)
+{
+  return p->gct ? heap_hdr_size(lay, p->gct)
+                : (uint32_t)sizeof(((struct heap_hdr *)0)->raw);
+}
+
+static uint32_t check_below(const struct pending *p)
+{
+  return p->gct == LJ_GCT_CDATA ? BELOW : 0;
+}
+
+/* Checks the pending references against the target: their headers in
+ * one gather (those not read with their parent's), single reads only for
+ * what that could not read. */
 static void flush(struct walk *w)
 {
   const struct lj_layout *lay = w->c->lay;
   struct gather *g = &w->refs;
   const unsigned char *src[BATCH];
-  int gi[BATCH];
   struct upvalue uvs[BATCH];
   size_t nuvs = 0;
   gather_reset(g);
   for (size_t i = 0; i < w->npend; i++) {
     const struct pending *p = &w->pend[i];
-    uint32_t len = p->gct ? heap_hdr_size(lay, p->gct)
-                          : (uint32_t)sizeof(((struct heap_hdr *)0)->raw);
-    int below = p->gct == LJ_GCT_CDATA ? BELOW : 0;
-    gi[i] = -1;
-    if ((src[i] = read_with(w, p->parent, p->addr - below, len + below)))
-      continue;
-    gi[i] = (int)g->n;
-    if (gather_add(g, p->addr - below, len + below)) w->oom = 1;
+    uint32_t below = check_below(p), len = check_len(lay, p) + below;
+    if (!(src[i] = read_with(w, p->parent, p->addr - below, len)) &&
+        gather_add(g, p->addr - below, len))
+      w->oom = 1;
   }
   if (!w->oom) gather_run(w, g);
-  for (size_t i = 0; i < w->npend && !w->oom; i++) {
+  for (size_t i = 0, j = 0; i < w->npend && !w->oom; i++) {
     const struct pending *p = &w->pend[i];
-    const unsigned char *at = src[i] ? src[i] : gathered(g, gi[i]);
-    int below = p->gct == LJ_GCT_CDATA ? BELOW : 0;
-    uint32_t len = p->gct ? heap_hdr_size(lay, p->gct)
-                          : (uint32_t)sizeof(((struct heap_hdr *)0)->raw);
+    const unsigned char *at = src[i] ? src[i] : gathered(g, (int)j++);
+    uint32_t below = check_below(p);
     struct heap_hdr h;
-    if (at) memcpy(h.raw, at + below, len);
+    if (at) memcpy(h.raw, at + below, check_len(lay, p));
     if (at ? heap_parse_obj_below(w->c, p->addr, p->gct, &h, below ? at : NULL)
            : heap_read_obj(w->c, p->addr, p->gct, &h)) {
       w->s->graph.skipped++;

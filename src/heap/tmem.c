@@ -1,13 +1,13 @@
 /*
 ** Target memory through a direct-mapped cache of 16 KiB blocks.
 **
-** What a read costs (process_vm_readv, measured on x86_64 guests): about
-** 2 us a call, plus about 0.35 us for every page of every range, however
-** few of its bytes are wanted. Hence 16 KiB blocks: the GC lists visit a
-** page again long after it left the cache (objects fill holes freed at
-** other times), and a 64 KiB block read four times costs more than the
-** few extra calls of smaller blocks. Hence too tmem_gather's merging of
-** ranges that share a page or lie on the next one.
+** What a read costs (process_vm_readv, measured on an x86_64 guest):
+** about 2 us a call, plus about 0.35 us for every page of every range,
+** however few of its bytes are wanted. Hence tmem_gather's merging of
+** ranges that share a page or lie on the next one, and the cache's rule
+** for a miss far from the previous read: the GC lists jump to a lone
+** object elsewhere (one that filled a hole freed long before) and back,
+** and loading a block for it cost a 1 GiB heap's census 3 GiB of reads.
 */
 #define _GNU_SOURCE
 #include <stdlib.h>
@@ -21,8 +21,8 @@
 #define BLOCK_SHIFT 14
 #define BLOCK_SIZE (1u << BLOCK_SHIFT)
 #define DIRECT_MIN (BLOCK_SIZE / 4) /* larger reads bypass the cache */
-#define NEAR (64u << 10) /* reads this close to the previous one load blocks   \
-                          */
+/* Misses this close to the previous read load their block. */
+#define NEAR (64u << 10)
 
 struct block {
   uint64_t tag;   /* block number + 1; 0 = empty */
