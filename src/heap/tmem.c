@@ -136,7 +136,7 @@ int tmem_read(struct tmem *m, uint64_t addr, void *buf, size_t len)
     uint32_t off = (uint32_t)(addr & (BLOCK_SIZE - 1));
     size_t n = BLOCK_SIZE - off < len ? BLOCK_SIZE - off : len;
     struct block *b = cached(m, bno);
-    /* gc.root mostly runs down the heap, but a quarter of its steps jump
+    /* gc.root mostly runs down the heap, but one step in twenty jumps
      * to a lone object far away, and back: a miss far from the previous
      * read is read alone, uncached; once reads stay near, blocks load. */
     if (!b && !near) return direct(m, addr, out, len);
