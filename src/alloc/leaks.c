@@ -47,15 +47,13 @@ struct sample {
   uint8_t written; /* a watch saw its type byte written */
 };
 
-#define NO_SAMPLE UINT32_MAX
-
 struct leakset {
   struct btable bts; /* the stacks, by site */
   struct site *sites;
   size_t nsites, capsites;
   struct sample *v;
   size_t n, cap;
-  struct addrmap blocks; /* block -> its latest sample, NO_SAMPLE if freed */
+  struct addrmap blocks; /* block -> its latest sample, until freed */
   size_t born;           /* samples whose birth marks were read */
   struct tmem *mem;      /* the target, for them */
   uint64_t dropped;      /* samples past MAX_SAMPLES */
@@ -104,10 +102,10 @@ static int grow(void **v, size_t *cap, size_t need, size_t size)
 void leaks_freed(struct leakset *ls, uint64_t block)
 {
   uint32_t k;
-  if (block && !addrmap_get(&ls->blocks, block, &k) && k != NO_SAMPLE) {
+  if (block && !addrmap_get(&ls->blocks, block, &k)) {
     ls->v[k].freed = 1;
     ls->freed++;
-    addrmap_set(&ls->blocks, block, NO_SAMPLE);
+    addrmap_del(&ls->blocks, block);
   }
 }
 
@@ -122,7 +120,7 @@ int leaks_add(struct leakset *ls, int vm, uint64_t block, uint64_t bytes,
   }
   /* The allocator handed out the block again: it was freed since. */
   leaks_freed(ls, block);
-  if (addrmap_set(&ls->blocks, block, (uint32_t)ls->n)) return -1;
+  if (addrmap_add(&ls->blocks, block, (uint32_t)ls->n) < 0) return -1;
   if ((id = btable_add(&ls->bts, 0, frames, n)) < 0) return -1;
   if ((size_t)id == ls->nsites) { /* new */
     if (grow((void **)&ls->sites, &ls->capsites, ls->nsites + 1,

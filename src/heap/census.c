@@ -14,8 +14,10 @@
 #include <string.h>
 
 #include "heap.h"
+#include "radix.h"
 
-#define STR_SLICE (1u << 20) /* string table anchors walked at a time */
+#define STR_SLICE (1u << 22) /* string table anchors walked at a time */
+#define STR_WINDOW 65536     /* strings whose headers are gathered at once */
 #define CENSUS_TRIES 3       /* walks of a list that changed under us */
 
 /* Walks the list from first along the link at offset link_off until 0 or
@@ -55,36 +57,71 @@ static int walk_list(struct heap_ctx *c, struct heap_tally *t, uint64_t first,
   return 0;
 }
 
+/* Gathers of string headers, a window of them at a time. */
+struct strwin {
+  uint32_t lens[STR_WINDOW];
+  size_t offs[STR_WINDOW];
+  unsigned char ok[STR_WINDOW];
+  unsigned char raw[];
+};
+
+/* Counts the strings at cur[0..k) (sorted), their headers gathered a
+ * window at a time, and leaves in cur[] the next link of each chain (0
+ * where it ends). Returns -1 at --max-objects. */
+static int count_links(struct heap_ctx *c, struct heap_tally *t,
+                       struct strwin *win, uint64_t *cur, size_t k,
+                       uint64_t *total)
+{
+  uint32_t hs = heap_hdr_size(c->lay, LJ_GCT_STR);
+  for (size_t w = 0; w < k; w += STR_WINDOW) {
+    size_t n = k - w < STR_WINDOW ? k - w : STR_WINDOW;
+    tmem_gather(c->mem, cur + w, win->lens, win->offs, n, win->raw, win->ok);
+    for (size_t j = 0; j < n; j++) {
+      struct heap_hdr h;
+      if ((*total)++ >= c->lim.max_objects) {
+        t->incomplete = "stopped at --max-objects";
+        return -1;
+      }
+      memcpy(h.raw, win->raw + win->offs[j], hs);
+      if (!win->ok[j] || heap_parse_obj(c, cur[w + j], LJ_GCT_STR, &h)) {
+        /* Freed under us: this chain ends here, the others go on. */
+        t->skipped++;
+        if (!t->incomplete) t->incomplete = "a GC list changed while read";
+        cur[w + j] = 0;
+        continue;
+      }
+      t->objects[HEAP_STR]++;
+      t->bytes[HEAP_STR] += h.size;
+      cur[w + j] = h.nextgc;
+    }
+  }
+  return 0;
+}
+
 /* The chains anchored at the n GCRefs at anchors. Returns 0, -1 at
  * --max-objects, 1 when the anchors are unreadable. */
 static int walk_chains(struct heap_ctx *c, struct heap_tally *t,
                        uint64_t anchors, size_t n, uint64_t *total)
 {
-  const struct lj_layout *lay = c->lay;
-  uint32_t hs = heap_hdr_size(lay, LJ_GCT_STR);
-  uint64_t *cur = NULL;
-  uint32_t *lens = NULL;
-  size_t *offs = NULL, rounds = 0;
-  unsigned char *raw = NULL, *ok = NULL;
+  uint32_t hs = heap_hdr_size(c->lay, LJ_GCT_STR);
+  uint64_t *cur = malloc(8 * n), *tmp = malloc(8 * n);
+  struct strwin *win = malloc(sizeof(*win) + (size_t)hs * STR_WINDOW);
+  size_t rounds = 0;
   int rc = 0;
-  cur = malloc(8 * n);
-  lens = malloc(sizeof(*lens) * n);
-  offs = malloc(sizeof(*offs) * n);
-  raw = malloc((size_t)hs * n);
-  ok = malloc(n);
-  if (!cur || !lens || !offs || !raw || !ok ||
-      tmem_read(c->mem, anchors, cur, 8 * n)) {
+  if (!cur || !tmp || !win || tmem_read(c->mem, anchors, cur, 8 * n)) {
     t->incomplete = "string table unreadable";
     rc = 1;
     goto out;
   }
-  for (size_t i = 0; i < n; i++) {
-    lens[i] = hs;
-    offs[i] = (size_t)hs * i;
+  for (size_t i = 0; i < STR_WINDOW; i++) {
+    win->lens[i] = hs;
+    win->offs[i] = (size_t)hs * i;
   }
   /* cur holds the next string of every live chain, compacted each round
-   * (an anchor's low bit is a flag, not part of the pointer). */
-  for (size_t live = n, k, j;; rounds++, live = k) {
+   * (an anchor's low bit is a flag, not part of the pointer), sorted by
+   * address: a round's windows sweep the heap once. */
+  for (size_t live = n, k, j; rc == 0; rounds++, live = k) {
+    uint64_t *sorted;
     for (j = k = 0; j < live; j++)
       if ((cur[j] &= ~1ull & LJ_GC64_PTRMASK)) cur[k++] = cur[j];
     if (!k) break;
@@ -92,33 +129,16 @@ static int walk_chains(struct heap_ctx *c, struct heap_tally *t,
       t->incomplete = "a GC list changed into a cycle";
       break;
     }
-    tmem_gather(c->mem, cur, lens, offs, k, raw, ok);
-    for (j = 0; j < k; j++) {
-      struct heap_hdr h;
-      if ((*total)++ >= c->lim.max_objects) {
-        t->incomplete = "stopped at --max-objects";
-        rc = -1;
-        goto out;
-      }
-      memcpy(h.raw, raw + offs[j], hs);
-      if (!ok[j] || heap_parse_obj(c, cur[j], LJ_GCT_STR, &h)) {
-        /* Freed under us: this chain ends here, the others go on. */
-        t->skipped++;
-        if (!t->incomplete) t->incomplete = "a GC list changed while read";
-        cur[j] = 0;
-        continue;
-      }
-      t->objects[HEAP_STR]++;
-      t->bytes[HEAP_STR] += h.size;
-      cur[j] = h.nextgc;
+    if ((sorted = u64_sort(cur, tmp, k)) != cur) {
+      tmp = cur;
+      cur = sorted;
     }
+    rc = count_links(c, t, win, cur, k, total);
   }
 out:
   free(cur);
-  free(lens);
-  free(offs);
-  free(raw);
-  free(ok);
+  free(tmp);
+  free(win);
   return rc;
 }
 

@@ -3,101 +3,71 @@
 ** edge labels of its reference path, weighted by the bytes it holds
 ** (itself and the leaves first reached through it). A frame's width is
 ** then the bytes first reached through it: retained bytes, roughly.
+**
+** Parents come before their children, so every object's stack is its
+** parent's plus one frame: one step down the profile's tree from the
+** parent's node, whatever the depth.
 */
 #include <stdio.h>
 #include <stdlib.h>
-#include <string.h>
 
 #include "../cmd/common.h"
 #include "../output/profile.h"
 #include "flame.h"
 
+/* Stacks deeper than this (a long linked list) end in the object at this
+ * depth, which then holds the bytes of those below it. */
 #define DEPTH_MAX 256
 
-/* Labels repeat ([*], .name, <metatable>): keep one copy of each. */
-struct strset {
-  char **v;
-  size_t mask, n;
+/* The profile node of every object, and its depth. */
+struct nodes {
+  uint32_t *node;
+  uint16_t *depth;
 };
 
-static uint64_t hash_str(const char *s)
+static int add_obj(struct profile *p, struct heap_ctx *c,
+                   const struct heap_snap *s, uint32_t i, uint32_t root,
+                   struct nodes *n)
 {
-  uint64_t h = 1469598103934665603ULL; /* FNV-1a */
-  while (*s) h = (h ^ (unsigned char)*s++) * 1099511628211ULL;
-  return h;
-}
-
-static const char *intern(struct strset *t, const char *s)
-{
-  size_t i;
-  if ((t->n + 1) * 2 > t->mask + 1) {
-    size_t n = t->v ? (t->mask + 1) * 2 : 1024;
-    char **v = calloc(n, sizeof(*v));
-    if (!v) return NULL;
-    for (size_t j = 0; t->v && j <= t->mask; j++) {
-      if (!t->v[j]) continue;
-      for (i = hash_str(t->v[j]) & (n - 1); v[i]; i = (i + 1) & (n - 1)) {
-      }
-      v[i] = t->v[j];
-    }
-    free(t->v);
-    t->v = v;
-    t->mask = n - 1;
+  const struct heap_obj *o = &s->objs[i];
+  uint32_t from = o->parent == HEAP_NOPARENT ? root : n->node[o->parent];
+  uint16_t depth = o->parent == HEAP_NOPARENT ? 1 : n->depth[o->parent] + 1;
+  char buf[512];
+  const char *label = buf;
+  if (depth > DEPTH_MAX) {
+    n->node[i] = from;
+    n->depth[i] = DEPTH_MAX;
+  } else {
+    heap_label(c, s, i, 1, buf, sizeof(buf));
+    if (profile_extend(p, from, &label, 1, &n->node[i])) return -1;
+    n->depth[i] = depth;
   }
-  for (i = hash_str(s) & t->mask; t->v[i]; i = (i + 1) & t->mask)
-    if (!strcmp(t->v[i], s)) return t->v[i];
-  if (!(t->v[i] = strdup(s))) return NULL;
-  t->n++;
-  return t->v[i];
-}
-
-static void strset_free(struct strset *t)
-{
-  for (size_t i = 0; t->v && i <= t->mask; i++) free(t->v[i]);
-  free(t->v);
+  /* Nodes made with weight 0 do not show (objects gone when walked). */
+  return profile_add_at(p, n->node[i], NULL, 0, o->held);
 }
 
 static int add_vm(struct profile *p, struct heap_ctx *c,
-                  const struct heap_snap *s, const char *vmframe,
-                  struct strset *names)
+                  const struct heap_snap *s, const char *vmframe)
 {
-  const char **label = calloc(s->nobjs ? s->nobjs : 1, sizeof(*label));
-  const char *frames[DEPTH_MAX + 1];
-  char buf[512];
-  int rc = 0;
-  if (!label) goto oom;
-  /* Parents come first, so each object's label is ready for its
-   * children. */
-  for (size_t i = 0; i < s->nobjs; i++) {
-    heap_label(c, s, (uint32_t)i, 1, buf, sizeof(buf));
-    if (!(label[i] = intern(names, buf))) goto oom;
-  }
-  for (size_t i = 0; i < s->nobjs && !rc; i++) {
-    size_t n = 0, depth = 0;
-    for (uint32_t j = (uint32_t)i; j != HEAP_NOPARENT && depth < DEPTH_MAX;
-         j = s->objs[j].parent)
-      depth++;
-    if (vmframe) frames[n++] = vmframe;
-    n += depth;
-    size_t k = n;
-    for (uint32_t j = (uint32_t)i; k > (vmframe ? 1u : 0u);
-         j = s->objs[j].parent)
-      frames[--k] = label[j];
-    rc = profile_add(p, frames, n, s->objs[i].held);
-  }
-  free(label);
+  size_t k = s->nobjs ? s->nobjs : 1;
+  struct nodes n = {malloc(k * sizeof(*n.node)), malloc(k * sizeof(*n.depth))};
+  uint32_t root = 0;
+  int rc = n.node && n.depth ? 0 : -1;
+  if (rc)
+    die_msg("heap: out of memory writing the flame graph");
+  else if (vmframe)
+    rc = profile_prefix(p, &vmframe, 1, &root);
+  for (size_t i = 0; i < s->nobjs && !rc; i++)
+    rc = add_obj(p, c, s, (uint32_t)i, root, &n);
+  free(n.node);
+  free(n.depth);
   return rc;
-oom:
-  free(label);
-  die_msg("heap: out of memory writing the flame graph");
-  return -1;
 }
 
 int heap_flame(struct heap_ctx *ctxs, const struct heap_snap *snaps,
                size_t nsnaps, const char *path, const char *title)
 {
   struct profile *p = profile_new("bytes");
-  struct strset names = {0};
   struct render_opts ro = {.title = title,
                            .subtitle = "reference paths from the roots, "
                                        "each object under the first path "
@@ -107,7 +77,7 @@ int heap_flame(struct heap_ctx *ctxs, const struct heap_snap *snaps,
   for (size_t i = 0; i < nsnaps && !rc; i++) {
     char vm[64];
     snprintf(vm, sizeof(vm), "VM 0x%llx", (unsigned long long)snaps[i].vm->G);
-    rc = add_vm(p, &ctxs[i], &snaps[i], nsnaps > 1 ? vm : NULL, &names);
+    rc = add_vm(p, &ctxs[i], &snaps[i], nsnaps > 1 ? vm : NULL);
   }
   if (!rc && profile_total(p) == 0) {
     die_msg("heap: nothing reached, no flame graph written");
@@ -115,6 +85,5 @@ int heap_flame(struct heap_ctx *ctxs, const struct heap_snap *snaps,
   }
   if (!rc) rc = profile_write(p, path, NULL, &ro);
   profile_free(p);
-  strset_free(&names);
   return rc;
 }

@@ -2,12 +2,17 @@
 ** Graph: a breadth-first walk from the roots, recording for every object
 ** the edge it was first reached by.
 **
-** Reads are batched, as one object per syscall would make a 1 GiB heap
-** take minutes: references found are checked 1024 at a time (their
-** headers gathered in one process_vm_readv, neighbours merged), the
-** queue is walked 512 objects at a time (headers and small table parts
-** gathered likewise), and big arrays, hash parts and stacks are read in
-** 1 MiB chunks.
+** Reading the target is what costs (see tmem.c), so nothing is read one
+** object at a time, and nothing twice: a container (table, function,
+** prototype, thread, userdata) is queued as soon as a reference to it is
+** found, and read when its turn comes, 512 at a time: their headers in
+** one gather (then validated, and current: tables and stacks move their
+** parts as they grow) with the bytes after them, where small parts often
+** are, then the other small parts in a second gather (table array and
+** hash parts, function upvalues, prototype constants). Leaves (strings,
+** cdata, upvalues) and objects of unknown type are checked 1024 at a
+** time, their headers gathered likewise unless their parent's read had
+** them. Big arrays, hash parts and stacks are read in 1 MiB chunks.
 */
 #include <stdlib.h>
 #include <string.h>
@@ -16,6 +21,13 @@
 #include "heap.h"
 
 #define CHUNK (1u << 20) /* bytes per read of an array, node part, stack */
+#define BATCH 1024       /* ranges gathered per syscall */
+#define SMALL_PART 4096  /* parts up to this size are gathered too */
+#define BELOW 8          /* bytes below a cdata: a GCcdataVar's size */
+/* Bytes read past the header of a table or function: the parts of a
+ * table made by a constructor, a closure's upvalues, often lie right
+ * after it, and come with it then. */
+#define TAIL 448
 
 /* GC object tags of TValues (GC64: the top 17 bits); others are not. */
 static int tv_gct(uint64_t v)
@@ -25,23 +37,21 @@ static int tv_gct(uint64_t v)
   return (int)(~tag & 0xff);
 }
 
-static int is_leaf(int type)
+static int is_leaf(int gct)
 {
-  return type == HEAP_STR || type == HEAP_UPVAL || type == HEAP_CDATA ||
-         type == HEAP_TRACE;
+  return gct == LJ_GCT_STR || gct == LJ_GCT_UPVAL || gct == LJ_GCT_CDATA ||
+         gct == LJ_GCT_TRACE;
 }
 
-#define BATCH 1024      /* objects gathered per syscall */
-#define SMALL_PART 4096 /* table parts up to this size are gathered too */
-
-/* A reference found, to be checked against the target in the next batch. */
+/* A reference to a leaf (marked seen already), or to an object of
+ * unknown type (gct 0), to be checked against the target in a batch. */
 struct pending {
   uint64_t addr, key;
   uint32_t parent;
   uint8_t gct, edge;
 };
 
-/* Ranges to gather in one go: headers of a batch, or small table parts. */
+/* Ranges to gather in one go: headers of a batch, or small parts. */
 struct gather {
   uint64_t addrs[BATCH];
   uint32_t lens[BATCH];
@@ -49,6 +59,29 @@ struct gather {
   unsigned char ok[BATCH];
   unsigned char *buf;
   size_t n, used, cap;
+};
+
+/* A table's parts: array (8-byte TValues) and hash nodes. */
+struct tparts {
+  uint64_t array, node, na, nn;     /* addresses, slots to read */
+  const unsigned char *abuf, *nbuf; /* gathered copies, or NULL */
+};
+
+/* One object of walk_batch's, between its two gathers. */
+struct item {
+  struct heap_hdr h;
+  int ok;                     /* its header passed validation */
+  const unsigned char *in[2]; /* its parts, read with the header, or NULL */
+  int part[2];                /* else its ranges in walk.parts, -1 for none */
+  struct tparts tp;           /* a table's parts */
+  uint32_t nconsts;           /* a prototype's GC constants to read */
+};
+
+/* An upvalue's value, to reach through the closure that reached the
+ * upvalue first. */
+struct upvalue {
+  uint64_t tv;
+  uint32_t parent, n;
 };
 
 struct walk {
@@ -59,6 +92,9 @@ struct walk {
   struct pending pend[BATCH];
   size_t npend;
   struct gather refs, hdrs, parts;
+  size_t first;         /* objs[first] is the object of hdrs' first range */
+  unsigned char *chunk; /* CHUNK bytes for each_slot, made on first use */
+  struct item items[BATCH / 2];
 };
 
 static int gather_add(struct gather *g, uint64_t addr, uint32_t len)
@@ -84,96 +120,210 @@ static void gather_reset(struct gather *g)
   g->n = g->used = 0;
 }
 
+static void gather_run(struct walk *w, struct gather *g)
+{
+  tmem_gather(w->c->mem, g->addrs, g->lens, g->offs, g->n, g->buf, g->ok);
+}
+
+/* Range i of g as read, or NULL if it could not be. */
+static const unsigned char *gathered(const struct gather *g, int i)
+{
+  return i >= 0 && g->ok[i] ? g->buf + g->offs[i] : NULL;
+}
+
 static void tally(struct heap_tally *t, const struct heap_hdr *h)
 {
   t->objects[h->gct - LJ_GCT_STR]++;
   t->bytes[h->gct - LJ_GCT_STR] += h->size;
 }
 
-/* Records the validated object h at addr as reached from parent. */
-static void record(struct walk *w, uint32_t parent, uint64_t addr,
-                   const struct heap_hdr *h, int edge, uint64_t key)
+static int over_budget(struct walk *w)
+{
+  if (w->total < w->c->lim.max_objects) return 0;
+  w->s->graph.incomplete = "stopped at --max-objects";
+  return 1;
+}
+
+static int grow_objs(struct heap_snap *s)
+{
+  size_t cap = s->capobjs ? s->capobjs * 2 : 4096;
+  struct heap_obj *n = realloc(s->objs, cap * sizeof(*n));
+  if (!n) return -1;
+  s->objs = n;
+  s->capobjs = cap;
+  return 0;
+}
+
+/* Queues the object at addr (of type gct, read and checked when walked)
+ * as reached from parent, unless it was reached before. */
+static void add_obj(struct walk *w, uint32_t parent, uint64_t addr, int gct,
+                    int edge, uint64_t key)
 {
   struct heap_snap *s = w->s;
-  int type = h->gct - LJ_GCT_STR;
-  if (w->total >= w->c->lim.max_objects) {
-    s->graph.incomplete = "stopped at --max-objects";
+  struct heap_obj *o;
+  int rc;
+  if ((s->nobjs == s->capobjs && grow_objs(s)) || s->nobjs >= HEAP_LEAF) {
+    w->oom = 1;
     return;
   }
-  if (is_leaf(type) && parent != HEAP_NOPARENT) {
-    if (addrmap_add(&s->seen, addr, HEAP_LEAF) < 0) goto oom;
-    s->objs[parent].held += h->size;
-  } else {
-    struct heap_obj *o;
-    if (s->nobjs == s->capobjs) {
-      size_t cap = s->capobjs ? s->capobjs * 2 : 4096;
-      struct heap_obj *n = realloc(s->objs, cap * sizeof(*n));
-      if (!n) goto oom;
-      s->objs = n;
-      s->capobjs = cap;
-    }
-    if (s->nobjs >= HEAP_LEAF ||
-        addrmap_add(&s->seen, addr, (uint32_t)s->nobjs) < 0)
-      goto oom;
-    o = &s->objs[s->nobjs++];
-    memset(o, 0, sizeof(*o));
-    o->addr = addr;
-    o->key = key;
-    o->bytes = o->held = h->size;
-    o->parent = parent;
-    o->type = (uint8_t)type;
-    o->edge = (uint8_t)edge;
+  /* Marked now; given its index in seen once the walk is done (see
+   * index_objs). */
+  if ((rc = addrmap_add(&s->seen, addr, HEAP_LEAF))) {
+    if (rc < 0) w->oom = 1;
+    return;
   }
+  if (over_budget(w)) {
+    addrmap_del(&s->seen, addr);
+    return;
+  }
+  o = &s->objs[s->nobjs++];
+  memset(o, 0, sizeof(*o));
+  o->addr = addr;
+  o->key = key;
+  o->parent = parent;
+  o->type = (uint8_t)(gct - LJ_GCT_STR);
+  o->edge = (uint8_t)edge;
   w->total++;
-  tally(&s->graph, h);
-  return;
-oom:
-  w->oom = 1;
+}
+
+/* Counts the leaf h at addr (marked seen) in its parent's bytes. */
+static void add_leaf(struct walk *w, uint32_t parent, uint64_t addr,
+                     const struct heap_hdr *h)
+{
+  if (over_budget(w)) {
+    addrmap_del(&w->s->seen, addr);
+    return;
+  }
+  w->s->objs[parent].held += h->size;
+  w->total++;
+  tally(&w->s->graph, h);
+}
+
+/* Whether the object at addr, of type gct, reached from parent, is to
+ * be queued (rather than counted in its parent's bytes): containers, and
+ * leaves that are roots (metamethod names), to have a path of their own. */
+static int queued(uint32_t parent, int gct)
+{
+  return !is_leaf(gct) || parent == HEAP_NOPARENT;
+}
+
+/* The object of a pending reference passed validation as h. */
+static void found(struct walk *w, const struct pending *p,
+                  const struct heap_hdr *h)
+{
+  int rc;
+  if (queued(p->parent, h->gct)) {
+    add_obj(w, p->parent, p->addr, h->gct, p->edge, p->key);
+    return;
+  }
+  /* A leaf of unknown type was not marked yet. */
+  if (!p->gct && (rc = addrmap_add(&w->s->seen, p->addr, HEAP_LEAF))) {
+    if (rc < 0) w->oom = 1;
+    return;
+  }
+  add_leaf(w, p->parent, p->addr, h);
+}
+
+/* The value an upvalue h at addr holds: in itself once closed, on a
+ * stack while open. 0 if unreadable. */
+static uint64_t upvalue_tv(struct walk *w, uint64_t addr,
+                           const struct heap_hdr *h)
+{
+  const struct lj_layout *lay = w->c->lay;
+  uint64_t v = heap_field64(h, lay->uv_v), tv;
+  if (v >= addr && v + 8 <= addr + lay->uv_size)
+    return lj_get_u64(h->raw, (uint32_t)(v - addr));
+  return tmem_u64(w->c->mem, v, &tv) ? 0 : tv;
+}
+
+static void reach_tv(struct walk *w, uint32_t parent, uint64_t tv, int edge,
+                     uint64_t key);
+
+/* The bytes [addr, addr+len), if they were read with the header of
+ * parent (in the batch being walked): a table's strings often follow it. */
+static const unsigned char *read_with(const struct walk *w, uint32_t parent,
+                                      uint64_t addr, uint32_t len)
+{
+  const struct gather *g = &w->hdrs;
+  size_t j = (size_t)parent - w->first;
+  if (parent == HEAP_NOPARENT || parent < w->first || j >= g->n || !g->ok[j] ||
+      addr < g->addrs[j] || addr - g->addrs[j] + len > g->lens[j])
+    return NULL;
+  return g->buf + g->offs[j] + (addr - g->addrs[j]);
+}
+
+/* Bytes to check of a pending reference's object: its header (an
+ * unknown type's largest one); a cdata's come after the 8 below it. */
+static uint32_t check_len(const struct lj_layout *lay, const struct pending *p)
+{
+  return p->gct ? heap_hdr_size(lay, p->gct)
+                : (uint32_t)sizeof(((struct heap_hdr *)0)->raw);
+}
+
+static uint32_t check_below(const struct pending *p)
+{
+  return p->gct == LJ_GCT_CDATA ? BELOW : 0;
 }
 
 /* Checks the pending references against the target: their headers in
- * one gather, single reads only for what that could not read. */
+ * one gather (those not read with their parent's), single reads only for
+ * what that could not read. */
 static void flush(struct walk *w)
 {
+  const struct lj_layout *lay = w->c->lay;
   struct gather *g = &w->refs;
-  struct heap_snap *s = w->s;
+  const unsigned char *src[BATCH];
+  struct upvalue uvs[BATCH];
+  size_t nuvs = 0;
   gather_reset(g);
-  for (size_t i = 0; i < w->npend; i++)
-    if (gather_add(g, w->pend[i].addr,
-                   heap_hdr_size(w->c->lay, w->pend[i].gct)))
-      w->oom = 1;
-  if (!w->oom)
-    tmem_gather(w->c->mem, g->addrs, g->lens, g->offs, g->n, g->buf, g->ok);
-  for (size_t i = 0; i < w->npend && !w->oom; i++) {
+  for (size_t i = 0; i < w->npend; i++) {
     const struct pending *p = &w->pend[i];
+    uint32_t below = check_below(p), len = check_len(lay, p) + below;
+    if (!(src[i] = read_with(w, p->parent, p->addr - below, len)) &&
+        gather_add(g, p->addr - below, len))
+      w->oom = 1;
+  }
+  if (!w->oom) gather_run(w, g);
+  for (size_t i = 0, j = 0; i < w->npend && !w->oom; i++) {
+    const struct pending *p = &w->pend[i];
+    const unsigned char *at = src[i] ? src[i] : gathered(g, (int)j++);
+    uint32_t below = check_below(p);
     struct heap_hdr h;
-    uint32_t idx;
-    if (!addrmap_get(&s->seen, p->addr, &idx)) continue; /* twice in it */
-    memcpy(h.raw, g->buf + g->offs[i], g->lens[i]);
-    if (g->ok[i] ? heap_parse_obj(w->c, p->addr, p->gct, &h)
-                 : heap_read_obj(w->c, p->addr, p->gct, &h)) {
-      s->graph.skipped++;
+    if (at) memcpy(h.raw, at + below, check_len(lay, p));
+    if (at ? heap_parse_obj_below(w->c, p->addr, p->gct, &h, below ? at : NULL)
+           : heap_read_obj(w->c, p->addr, p->gct, &h)) {
+      w->s->graph.skipped++;
+      if (p->gct) addrmap_del(&w->s->seen, p->addr);
       continue;
     }
-    record(w, p->parent, p->addr, &h, p->edge, p->key);
+    found(w, p, &h);
+    if (p->gct == LJ_GCT_UPVAL)
+      uvs[nuvs++] = (struct upvalue){upvalue_tv(w, p->addr, &h), p->parent,
+                                     (uint32_t)p->key};
   }
   w->npend = 0;
+  /* After the batch: these may fill the next one. */
+  for (size_t i = 0; i < nuvs; i++)
+    reach_tv(w, uvs[i].parent, uvs[i].tv, HEAP_EDGE_UPVAL, uvs[i].n);
 }
 
 /* Notes that parent refers to the object at addr (expected type gct, 0
- * for any) by edge/key. The object is checked and recorded, unless seen
- * before, in the next flush (gct 0: at once). */
+ * for any) by edge/key: a container is queued at once, a leaf or an
+ * object of unknown type is checked with the next batch; none twice. */
 static void reach(struct walk *w, uint32_t parent, uint64_t addr, int gct,
                   int edge, uint64_t key)
 {
   uint32_t idx;
-  if (w->oom || !addr || !addrmap_get(&w->s->seen, addr, &idx)) return;
+  int rc;
+  if (w->oom || !addr) return;
+  if (gct && queued(parent, gct)) {
+    add_obj(w, parent, addr, gct, edge, key);
+    return;
+  }
   if (!gct) {
-    struct heap_hdr h;
-    if (heap_read_obj(w->c, addr, 0, &h))
-      w->s->graph.skipped++;
-    else
-      record(w, parent, addr, &h, edge, key);
+    if (!addrmap_get(&w->s->seen, addr, &idx)) return;
+  } else if ((rc = addrmap_add(&w->s->seen, addr, HEAP_LEAF))) {
+    if (rc < 0) w->oom = 1;
     return;
   }
   w->pend[w->npend++] =
@@ -198,26 +348,24 @@ static uint64_t each_slot(struct walk *w, uint32_t idx, uint64_t addr,
                           slot_fn fn, const unsigned char *pre)
 {
   uint64_t per = CHUNK / stride;
-  uint64_t *buf;
   if (pre) { /* gathered with the batch already */
     for (uint64_t i = done; i < n; i++)
       fn(w, idx, i, (const uint64_t *)(pre + i * stride));
     return n;
   }
-  if (!(buf = malloc((size_t)per * stride))) {
+  if (!w->chunk && !(w->chunk = malloc(CHUNK))) {
     w->oom = 1;
     return done;
   }
   while (done < n && !w->oom) {
     uint64_t k = n - done < per ? n - done : per;
-    if (tmem_read_fresh(w->c->mem, addr + done * stride, buf,
+    if (tmem_read_fresh(w->c->mem, addr + done * stride, w->chunk,
                         (size_t)(k * stride)))
       break;
     for (uint64_t i = 0; i < k; i++)
-      fn(w, idx, done + i, (const uint64_t *)((char *)buf + i * stride));
+      fn(w, idx, done + i, (const uint64_t *)(w->chunk + i * stride));
     done += k;
   }
-  free(buf);
   return done;
 }
 
@@ -248,12 +396,6 @@ static uint64_t cap_entries(struct walk *w, uint64_t n)
   w->s->entries_capped++;
   return w->c->lim.max_entries;
 }
-
-/* A table's parts: array (8-byte TValues) and hash nodes. */
-struct tparts {
-  uint64_t array, node, na, nn;     /* addresses, slots to read */
-  const unsigned char *abuf, *nbuf; /* gathered copies, or NULL */
-};
 
 static void table_parts(struct walk *w, const struct heap_hdr *h,
                         struct tparts *tp)
@@ -306,47 +448,63 @@ static void add_parts(struct walk *w, uint32_t idx, const struct tparts *tp)
     w->oom = 1;
 }
 
-static void walk_func(struct walk *w, uint32_t idx, const struct heap_hdr *h)
+/* Where a function's upvalues are: GCRefs of a Lua function, TValues of
+ * a C function. */
+static uint64_t func_upvalues(const struct lj_layout *lay, uint64_t addr,
+                              const struct heap_hdr *h)
+{
+  return addr + (h->raw[lay->fn_ffid] ? lay->fn_cupvalue : lay->fn_uvptr);
+}
+
+static void walk_func(struct walk *w, uint32_t idx, const struct heap_hdr *h,
+                      const unsigned char *ups)
 {
   const struct lj_layout *lay = w->c->lay;
-  uint64_t o = w->s->objs[idx].addr, refs[256];
+  uint64_t refs[256];
   uint8_t nup = h->raw[lay->fn_nupvalues];
   reach(w, idx, heap_field64(h, lay->fn_env), LJ_GCT_TAB, HEAP_EDGE_ENV, 0);
-  if (h->raw[lay->fn_ffid] != 0) { /* C function: TValue upvalues */
-    if (nup && !tmem_read(w->c->mem, o + lay->fn_cupvalue, refs, 8u * nup))
-      for (uint32_t i = 0; i < nup; i++)
-        reach_tv(w, idx, refs[i], HEAP_EDGE_CUPVAL, i);
+  if (nup && !ups) {
+    if (tmem_read_fresh(w->c->mem, func_upvalues(lay, w->s->objs[idx].addr, h),
+                        refs, 8u * nup))
+      nup = 0;
+    ups = (const unsigned char *)refs;
+  }
+  if (h->raw[lay->fn_ffid] != 0) { /* C function */
+    for (uint32_t i = 0; i < nup; i++)
+      reach_tv(w, idx, lj_get_u64(ups, 8 * i), HEAP_EDGE_CUPVAL, i);
     return;
   }
   reach(w, idx, heap_field64(h, lay->fn_pc) - lay->pt_size, LJ_GCT_PROTO,
         HEAP_EDGE_PROTO, 0);
-  if (!nup || tmem_read(w->c->mem, o + lay->fn_uvptr, refs, 8u * nup)) return;
-  for (uint32_t i = 0; i < nup; i++) {
-    struct heap_hdr uv;
-    uint64_t v, tv;
-    /* The upvalue object is a leaf of the first closure reaching it; its
-     * value is reached through every closure (one of them is first). */
-    reach(w, idx, refs[i], LJ_GCT_UPVAL, HEAP_EDGE_UPVAL, i);
-    if (heap_read_obj(w->c, refs[i], LJ_GCT_UPVAL, &uv)) continue;
-    v = heap_field64(&uv, lay->uv_v);
-    if (!tmem_u64(w->c->mem, v, &tv)) reach_tv(w, idx, tv, HEAP_EDGE_UPVAL, i);
-  }
+  /* The upvalue object is a leaf of the first closure reaching it, and
+   * its value is reached through that closure (see flush). */
+  for (uint32_t i = 0; i < nup; i++)
+    reach(w, idx, lj_get_u64(ups, 8 * i), LJ_GCT_UPVAL, HEAP_EDGE_UPVAL, i);
 }
 
-static void walk_proto(struct walk *w, uint32_t idx, const struct heap_hdr *h)
+/* GC constants are stored below k, as GCRefs (proto_kgc(pt, ~i)). */
+static uint64_t proto_consts(const struct lj_layout *lay,
+                             const struct heap_hdr *h, uint32_t n)
+{
+  return heap_field64(h, lay->pt_k) - 8ull * n;
+}
+
+static void walk_proto(struct walk *w, uint32_t idx, const struct heap_hdr *h,
+                       uint32_t n, const unsigned char *consts)
 {
   const struct lj_layout *lay = w->c->lay;
-  uint64_t k = heap_field64(h, lay->pt_k);
-  uint32_t n = heap_field32(h, lay->pt_sizekgc);
-  uint64_t *refs;
+  unsigned char *refs = NULL;
   reach(w, idx, heap_field64(h, lay->pt_chunkname), LJ_GCT_STR, HEAP_EDGE_CONST,
         0);
-  /* GC constants are stored below k, as GCRefs (proto_kgc(pt, ~i)). */
-  n = (uint32_t)cap_entries(w, n);
-  if (!n || !(refs = malloc(8ull * n))) return;
-  if (!tmem_read(w->c->mem, k - 8ull * n, refs, 8ull * n))
-    for (uint32_t i = 0; i < n; i++)
-      reach(w, idx, refs[n - 1 - i] & LJ_GC64_PTRMASK, 0, HEAP_EDGE_CONST, i);
+  if (n && !consts) {
+    if (!(refs = malloc(8ull * n)) ||
+        tmem_read_fresh(w->c->mem, proto_consts(lay, h, n), refs, 8ull * n))
+      n = 0;
+    consts = refs;
+  }
+  for (uint32_t i = 0; i < n; i++)
+    reach(w, idx, lj_get_u64(consts, 8 * (n - 1 - i)) & LJ_GC64_PTRMASK, 0,
+          HEAP_EDGE_CONST, i);
   free(refs);
 }
 
@@ -435,89 +593,159 @@ static void add_roots(struct walk *w, int tier)
   reach(w, HEAP_NOPARENT, reg, LJ_GCT_TAB, HEAP_EDGE_ROOT, HEAP_ROOT_REGISTRY);
 }
 
-/* Walks the objects [i, i+k) of the queue: their headers (current ones:
- * tables and stacks move their parts when they grow) and the small parts
- * of tables in two gathers, then their references. */
-static void walk_batch(struct walk *w, size_t i, size_t k)
+/* The object at idx failed validation when its turn came. */
+static void gone(struct walk *w, uint32_t idx)
 {
-  struct heap_snap *s = w->s;
+  struct heap_obj *o = &w->s->objs[idx];
+  w->s->graph.skipped++;
+  addrmap_del(&w->s->seen, o->addr);
+  o->type = HEAP_GONE;
+}
+
+/* Bytes read at an object of this type when walked. */
+static uint32_t walk_read_size(const struct lj_layout *lay, int type)
+{
+  uint32_t hs = heap_hdr_size(lay, LJ_GCT_STR + type);
+  return type == HEAP_TAB || type == HEAP_FUNC ? hs + TAIL : hs;
+}
+
+/* Checks the header of object idx, gathered with what follows it at raw
+ * (len bytes; NULL if unreadable, as when it ends a mapping), and notes
+ * in it where its parts are: in what was read, or to gather. */
+static void plan_item(struct walk *w, uint32_t idx, const unsigned char *raw,
+                      uint32_t len, struct item *it)
+{
   const struct lj_layout *lay = w->c->lay;
-  struct tparts tp[BATCH / 2];
-  int pa[BATCH / 2], pn[BATCH / 2];
-  gather_reset(&w->hdrs);
-  gather_reset(&w->parts);
-  for (size_t j = 0; j < k; j++)
-    if (gather_add(&w->hdrs, s->objs[i + j].addr,
-                   heap_hdr_size(lay, LJ_GCT_STR + s->objs[i + j].type))) {
-      w->oom = 1;
-      return;
-    }
-  tmem_gather(w->c->mem, w->hdrs.addrs, w->hdrs.lens, w->hdrs.offs, k,
-              w->hdrs.buf, w->hdrs.ok);
-  for (size_t j = 0; j < k; j++) {
-    struct heap_hdr h;
-    pa[j] = pn[j] = -1;
-    if (s->objs[i + j].type != HEAP_TAB || !w->hdrs.ok[j]) continue;
-    memcpy(h.raw, w->hdrs.buf + w->hdrs.offs[j], w->hdrs.lens[j]);
-    if (heap_parse_obj(w->c, s->objs[i + j].addr, LJ_GCT_TAB, &h)) continue;
-    table_parts(w, &h, &tp[j]);
-    if (tp[j].na && tp[j].na * 8 <= SMALL_PART) {
-      pa[j] = (int)w->parts.n;
-      if (gather_add(&w->parts, tp[j].array, (uint32_t)tp[j].na * 8))
-        pa[j] = -1;
-    }
-    if (tp[j].nn && tp[j].nn * lay->node_size <= SMALL_PART) {
-      pn[j] = (int)w->parts.n;
-      if (gather_add(&w->parts, tp[j].node,
-                     (uint32_t)tp[j].nn * lay->node_size))
-        pn[j] = -1;
-    }
+  struct heap_obj *o = &w->s->objs[idx];
+  struct heap_hdr *h = &it->h;
+  uint32_t hs = heap_hdr_size(lay, LJ_GCT_STR + o->type);
+  uint64_t at[2] = {0, 0}, plen[2] = {0, 0};
+  it->in[0] = it->in[1] = NULL;
+  it->part[0] = it->part[1] = -1;
+  if (raw)
+    memcpy(h->raw, raw, hs);
+  else
+    len = tmem_read_fresh(w->c->mem, o->addr, h->raw, hs) ? 0 : hs;
+  it->ok = len && !heap_parse_obj(w->c, o->addr, LJ_GCT_STR + o->type, h);
+  if (!it->ok) {
+    gone(w, idx);
+    return;
   }
-  tmem_gather(w->c->mem, w->parts.addrs, w->parts.lens, w->parts.offs,
-              w->parts.n, w->parts.buf, w->parts.ok);
-  for (size_t j = 0; j < k && !w->oom; j++) {
-    struct heap_obj *o = &s->objs[i + j];
-    uint32_t idx = (uint32_t)(i + j);
-    struct heap_hdr h;
-    memcpy(h.raw, w->hdrs.buf + w->hdrs.offs[j], w->hdrs.lens[j]);
-    if (!w->hdrs.ok[j] ||
-        heap_parse_obj(w->c, o->addr, LJ_GCT_STR + o->type, &h))
-      continue; /* gone since it was reached */
-    o->held = o->held - o->bytes + h.size;
-    o->bytes = h.size;
-    switch (o->type) {
-    case HEAP_TAB:
-      if (pa[j] >= 0 && w->parts.ok[pa[j]])
-        tp[j].abuf = w->parts.buf + w->parts.offs[pa[j]];
-      if (pn[j] >= 0 && w->parts.ok[pn[j]])
-        tp[j].nbuf = w->parts.buf + w->parts.offs[pn[j]];
-      walk_table(w, idx, &h, &tp[j]);
-      if (s->parts) add_parts(w, idx, &tp[j]);
-      break;
-    case HEAP_FUNC: walk_func(w, idx, &h); break;
-    case HEAP_PROTO: walk_proto(w, idx, &h); break;
-    case HEAP_THREAD: walk_thread(w, idx, &h); break;
-    case HEAP_UDATA: walk_udata(w, idx, &h); break;
+  o->bytes = (uint32_t)h->size;
+  o->held = h->size;
+  tally(&w->s->graph, h);
+  switch (o->type) {
+  case HEAP_TAB:
+    table_parts(w, h, &it->tp);
+    at[0] = it->tp.array;
+    plen[0] = it->tp.na * 8;
+    at[1] = it->tp.node;
+    plen[1] = it->tp.nn * lay->node_size;
+    break;
+  case HEAP_FUNC:
+    at[0] = func_upvalues(lay, o->addr, h);
+    plen[0] = 8u * h->raw[lay->fn_nupvalues];
+    break;
+  case HEAP_PROTO:
+    it->nconsts = (uint32_t)cap_entries(w, heap_field32(h, lay->pt_sizekgc));
+    at[0] = proto_consts(lay, h, it->nconsts);
+    plen[0] = 8ull * it->nconsts;
+    break;
+  }
+  for (int k = 0; k < 2; k++)
+    if (raw && at[k] >= o->addr && at[k] - o->addr + plen[k] <= len) {
+      it->in[k] = raw + (at[k] - o->addr);
+    } else if (plen[k] && plen[k] <= SMALL_PART) {
+      it->part[k] = (int)w->parts.n;
+      if (gather_add(&w->parts, at[k], (uint32_t)plen[k])) it->part[k] = -1;
     }
+}
+
+/* Part k of an item, as read, or NULL. */
+static const unsigned char *item_part(const struct walk *w,
+                                      const struct item *it, int k)
+{
+  return it->in[k] ? it->in[k] : gathered(&w->parts, it->part[k]);
+}
+
+static void walk_item(struct walk *w, uint32_t idx, struct item *it)
+{
+  const unsigned char *p0 = item_part(w, it, 0);
+  switch (w->s->objs[idx].type) {
+  case HEAP_TAB:
+    it->tp.abuf = p0;
+    it->tp.nbuf = item_part(w, it, 1);
+    walk_table(w, idx, &it->h, &it->tp);
+    if (w->s->parts) add_parts(w, idx, &it->tp);
+    break;
+  case HEAP_FUNC: walk_func(w, idx, &it->h, p0); break;
+  case HEAP_PROTO: walk_proto(w, idx, &it->h, it->nconsts, p0); break;
+  case HEAP_THREAD: walk_thread(w, idx, &it->h); break;
+  case HEAP_UDATA: walk_udata(w, idx, &it->h); break;
   }
 }
 
-/* Sizes the object array and the seen map from the census (plus some
- * growth), so that they need not double, copying, as they fill. A hint:
- * without the memory, they grow as needed. */
+/* Walks the objects [i, i+k) of the queue: their headers in one gather,
+ * their small parts in another, then their references. */
+static void walk_batch(struct walk *w, size_t i, size_t k)
+{
+  struct heap_snap *s = w->s;
+  gather_reset(&w->hdrs);
+  gather_reset(&w->parts);
+  w->first = i;
+  for (size_t j = 0; j < k; j++)
+    if (gather_add(&w->hdrs, s->objs[i + j].addr,
+                   walk_read_size(w->c->lay, s->objs[i + j].type))) {
+      w->oom = 1;
+      return;
+    }
+  gather_run(w, &w->hdrs);
+  for (size_t j = 0; j < k; j++)
+    plan_item(w, (uint32_t)(i + j), gathered(&w->hdrs, (int)j), w->hdrs.lens[j],
+              &w->items[j]);
+  gather_run(w, &w->parts);
+  for (size_t j = 0; j < k && !w->oom; j++)
+    if (w->items[j].ok) walk_item(w, (uint32_t)(i + j), &w->items[j]);
+}
+
+/* Sizes the object array from the census (plus some growth), so that it
+ * need not double, copying, as it fills. A hint: without the memory, it
+ * grows as needed. */
 static void reserve(struct heap_snap *s)
 {
   const struct heap_tally *t = &s->census;
-  uint64_t all = 0, containers = t->objects[HEAP_TAB] + t->objects[HEAP_FUNC] +
-                                 t->objects[HEAP_PROTO] +
-                                 t->objects[HEAP_THREAD] +
-                                 t->objects[HEAP_UDATA];
-  for (int i = 0; i < HEAP_NTYPES; i++) all += t->objects[i];
+  uint64_t containers = t->objects[HEAP_TAB] + t->objects[HEAP_FUNC] +
+                        t->objects[HEAP_PROTO] + t->objects[HEAP_THREAD] +
+                        t->objects[HEAP_UDATA];
   containers += containers / 8 + 64;
   if (containers < HEAP_LEAF &&
       (s->objs = malloc(containers * sizeof(*s->objs))))
     s->capobjs = containers;
-  addrmap_reserve(&s->seen, all + all / 16);
+}
+
+/* Gives the objects walked their index in seen, all at once: millions
+ * added one by one, as they are found, would cost a cache miss each. */
+static int index_objs(struct heap_snap *s)
+{
+  enum { PER = 1 << 18 }; /* bounds the memory this takes */
+  uint64_t *addrs = malloc(PER * sizeof(*addrs));
+  uint32_t *idxs = malloc(PER * sizeof(*idxs));
+  size_t walked = 0;
+  int rc;
+  for (size_t j = 0; j < s->nobjs; j++) walked += s->objs[j].type != HEAP_GONE;
+  rc = addrs && idxs && !addrmap_reserve(&s->seen, walked) ? 0 : -1;
+  for (size_t j = 0; j < s->nobjs && !rc;) {
+    size_t n = 0;
+    for (; j < s->nobjs && n < PER; j++)
+      if (s->objs[j].type != HEAP_GONE) {
+        addrs[n] = s->objs[j].addr;
+        idxs[n++] = (uint32_t)j;
+      }
+    rc = addrmap_add_many(&s->seen, addrs, idxs, n);
+  }
+  free(addrs);
+  free(idxs);
+  return rc;
 }
 
 int heap_graph(struct heap_ctx *c, struct heap_snap *s)
@@ -545,10 +773,11 @@ int heap_graph(struct heap_ctx *c, struct heap_snap *s)
     walk_batch(w, i, k);
     i += k;
   }
-  int oom = w->oom;
+  int oom = w->oom || index_objs(s);
   free(w->refs.buf);
   free(w->hdrs.buf);
   free(w->parts.buf);
+  free(w->chunk);
   free(w);
   if (oom) {
     die_msg("heap: out of memory after %zu objects", s->nobjs);

@@ -75,14 +75,20 @@ enum heap_root {
 struct heap_obj {
   uint64_t addr;
   uint64_t key;      /* see enum heap_edge */
-  uint64_t bytes;    /* own size, as lj_gc.c counts it */
   uint64_t held;     /* bytes + leaves first reached through it */
   uint64_t retained; /* held + everything first reached through it */
+  uint32_t bytes;    /* own size, as lj_gc.c counts it (< 4 GiB: the
+                      * biggest, a table, has at most 2^27 array slots
+                      * and 2^26 nodes) */
   uint32_t parent;   /* index, HEAP_NOPARENT for a root */
   uint32_t entries;  /* tables: non-nil values; threads: stack slots */
-  uint8_t type;      /* enum heap_type */
+  uint8_t type;      /* enum heap_type, or HEAP_GONE */
   uint8_t edge;      /* enum heap_edge */
 };
+
+/* heap_obj.type of an object that was gone when walked (it failed
+ * validation: freed, reused): no bytes, no children, not in `seen`. */
+#define HEAP_GONE HEAP_NTYPES
 
 struct heap_tally {
   uint64_t objects[HEAP_NTYPES], bytes[HEAP_NTYPES];
@@ -109,7 +115,7 @@ struct heap_snap {
   struct addrmap *parts;
 };
 
-#define HEAP_LEAF UINT32_MAX
+#define HEAP_LEAF ADDRMAP_MARK
 
 /* Validated header of one GC object. */
 struct heap_hdr {
@@ -119,6 +125,13 @@ struct heap_hdr {
   unsigned char raw[128]; /* its header, layout->*_size bytes */
 };
 
+#define HEAP_CTYPE_MEMO 256 /* C types whose size a walk remembers */
+
+struct heap_ctype_size {
+  uint32_t id1; /* C type id + 1, 0 = empty */
+  uint32_t size;
+};
+
 /* Per-walk context: the target, its layout, the cdata type table. */
 struct heap_ctx {
   struct tmem *mem;
@@ -126,6 +139,9 @@ struct heap_ctx {
   const struct lj_layout *lay;
   uint64_t ctype_tab; /* CTState.tab, 0 without FFI */
   struct heap_limits lim;
+  /* Payload sizes of C types by id (direct-mapped): millions of cdata
+   * have a handful of types, each size read once. */
+  struct heap_ctype_size ctype_memo[HEAP_CTYPE_MEMO];
 };
 
 void heap_ctx_init(struct heap_ctx *c, struct tmem *mem, const struct lj_vm *vm,
@@ -139,6 +155,10 @@ uint32_t heap_hdr_size(const struct lj_layout *lay, int gct);
 /* Validates a header already copied into h->raw (heap_hdr_size bytes). */
 int heap_parse_obj(struct heap_ctx *c, uint64_t addr, int gct,
                    struct heap_hdr *h);
+/* The same, with the 8 bytes below the object copied at below (where a
+ * variable-size cdata keeps its size), or NULL to read them if needed. */
+int heap_parse_obj_below(struct heap_ctx *c, uint64_t addr, int gct,
+                         struct heap_hdr *h, const unsigned char *below);
 uint64_t heap_field64(const struct heap_hdr *h, uint32_t off);
 uint32_t heap_field32(const struct heap_hdr *h, uint32_t off);
 

@@ -69,7 +69,7 @@ uint32_t heap_hdr_size(const struct lj_layout *lay, int gct)
 
 /* Payload size of a non-vector cdata: its C type's size, through
  * attribute entries, or a pointer's size for types without one. */
-static uint64_t cdata_payload(struct heap_ctx *c, uint16_t id)
+static uint64_t ctype_payload(struct heap_ctx *c, uint16_t id)
 {
   const struct lj_layout *lay = c->lay;
   for (int hops = 0; c->ctype_tab && hops < 8; hops++) {
@@ -86,8 +86,20 @@ static uint64_t cdata_payload(struct heap_ctx *c, uint16_t id)
   return 8;
 }
 
+/* The same, remembered: a C type keeps its size (types are never freed,
+ * their ids never reused). */
+static uint64_t cdata_payload(struct heap_ctx *c, uint16_t id)
+{
+  struct heap_ctype_size *e = &c->ctype_memo[id % HEAP_CTYPE_MEMO];
+  if (e->id1 != id + 1u) {
+    e->size = (uint32_t)ctype_payload(c, id);
+    e->id1 = id + 1u;
+  }
+  return e->size;
+}
+
 static int obj_size(struct heap_ctx *c, uint64_t addr, int type,
-                    struct heap_hdr *h)
+                    struct heap_hdr *h, const unsigned char *below)
 {
   const struct lj_layout *lay = c->lay;
   switch (type) {
@@ -140,7 +152,11 @@ static int obj_size(struct heap_ctx *c, uint64_t addr, int type,
     if (h->marked & CDATA_VAR) {
       /* GCcdataVar sits just below: offset u16, extra u16, len u32. */
       uint32_t v[2];
-      if (tmem_read(c->mem, addr - 8, v, 8) || v[1] >= MAX_STR) return -1;
+      if (below)
+        memcpy(v, below, 8);
+      else if (tmem_read(c->mem, addr - 8, v, 8))
+        return -1;
+      if (v[1] >= MAX_STR) return -1;
       h->size = (uint64_t)v[1] + (v[0] >> 16);
     } else {
       h->size = lay->cd_size + cdata_payload(c, id);
@@ -172,8 +188,8 @@ static int obj_size(struct heap_ctx *c, uint64_t addr, int type,
   return -1;
 }
 
-int heap_parse_obj(struct heap_ctx *c, uint64_t addr, int gct,
-                   struct heap_hdr *h)
+int heap_parse_obj_below(struct heap_ctx *c, uint64_t addr, int gct,
+                         struct heap_hdr *h, const unsigned char *below)
 {
   int type;
   memcpy(&h->nextgc, h->raw, 8);
@@ -183,7 +199,13 @@ int heap_parse_obj(struct heap_ctx *c, uint64_t addr, int gct,
   if ((gct && h->gct != gct) || type < 0 || type >= HEAP_NTYPES ||
       !PTR_OK(h->nextgc))
     return -1;
-  return obj_size(c, addr, type, h);
+  return obj_size(c, addr, type, h, below);
+}
+
+int heap_parse_obj(struct heap_ctx *c, uint64_t addr, int gct,
+                   struct heap_hdr *h)
+{
+  return heap_parse_obj_below(c, addr, gct, h, NULL);
 }
 
 static int read_obj(struct heap_ctx *c, uint64_t addr, int gct,
@@ -192,10 +214,15 @@ static int read_obj(struct heap_ctx *c, uint64_t addr, int gct,
   int (*rd)(struct tmem *, uint64_t, void *, size_t) =
       fresh ? tmem_read_fresh : tmem_read;
   uint32_t n;
-  if (!addr || !PTR_OK(addr) || rd(c->mem, addr, h->raw, 16)) return -1;
+  int whole;
+  if (!addr || !PTR_OK(addr)) return -1;
+  /* The largest header at once (a lone object: one syscall); near the
+   * end of a mapping, only the object's own header. */
+  whole = !rd(c->mem, addr, h->raw, sizeof(h->raw));
+  if (!whole && rd(c->mem, addr, h->raw, 16)) return -1;
   n = heap_hdr_size(c->lay, h->raw[9]);
   if (!n || n > sizeof(h->raw) ||
-      (n > 16 && rd(c->mem, addr + 16, h->raw + 16, n - 16)))
+      (!whole && n > 16 && rd(c->mem, addr + 16, h->raw + 16, n - 16)))
     return -1;
   return heap_parse_obj(c, addr, gct, h);
 }

@@ -41,27 +41,69 @@ static int by_score(const void *a, const void *b)
                                : (x->idx > y->idx) - (x->idx < y->idx);
 }
 
+/* The best rows offered so far, at most cap (by_score's order): a heap
+ * whose root is the worst row kept, so that millions of tables cost no
+ * more memory than the rows shown. */
+struct top {
+  struct row *v;
+  size_t n, cap;
+};
+
+static void swap_rows(struct row *a, struct row *b)
+{
+  struct row t = *a;
+  *a = *b;
+  *b = t;
+}
+
+static void top_offer(struct top *t, struct row r)
+{
+  size_t i;
+  if (t->n < t->cap) {
+    /* Sift up: a worse row goes towards the root. */
+    for (i = t->n++, t->v[i] = r;
+         i && by_score(&t->v[i], &t->v[(i - 1) / 2]) > 0; i = (i - 1) / 2)
+      swap_rows(&t->v[i], &t->v[(i - 1) / 2]);
+    return;
+  }
+  if (!t->n || by_score(&r, &t->v[0]) >= 0) return;
+  t->v[0] = r;
+  for (i = 0;;) { /* sift down */
+    size_t c = 2 * i + 1;
+    if (c >= t->n) break;
+    if (c + 1 < t->n && by_score(&t->v[c + 1], &t->v[c]) > 0) c++;
+    if (by_score(&t->v[c], &t->v[i]) <= 0) break;
+    swap_rows(&t->v[c], &t->v[i]);
+    i = c;
+  }
+}
+
+/* The rows kept, best first; the caller frees them. */
+static struct row *top_rows(struct top *t, size_t *n)
+{
+  qsort(t->v, t->n, sizeof(*t->v), by_score);
+  *n = t->n;
+  return t->v;
+}
+
 /* The n largest tables of s (by own bytes). Caller frees. */
 static struct row *largest(const struct heap_snap *s, int top, size_t *n)
 {
-  struct row *rows = malloc((s->nobjs ? s->nobjs : 1) * sizeof(*rows));
-  size_t k = 0;
-  if (!rows) return NULL;
+  struct top t = {malloc((size_t)top * sizeof(struct row)), 0, (size_t)top};
+  if (!t.v) return NULL;
   for (size_t i = 0; i < s->nobjs; i++)
     if (s->objs[i].type == HEAP_TAB)
-      rows[k++] = (struct row){(uint32_t)i, -1, (int64_t)s->objs[i].bytes};
-  qsort(rows, k, sizeof(*rows), by_score);
-  *n = k < (size_t)top ? k : (size_t)top;
-  return rows;
+      top_offer(&t, (struct row){(uint32_t)i, -1, (int64_t)s->objs[i].bytes});
+  return top_rows(&t, n);
 }
 
 /* Tables of `after` that grew since `before`, largest growth first. */
 static struct row *grown(struct heap_ctx *c, const struct heap_snap *before,
                          const struct heap_snap *after, int top, size_t *n)
 {
-  struct row *rows = malloc((after->nobjs ? after->nobjs : 1) * sizeof(*rows));
-  size_t k = 0;
-  if (!rows) return NULL;
+  struct top t = {malloc((size_t)top * sizeof(struct row)), 0, (size_t)top};
+  struct row *rows;
+  if (!t.v) return NULL;
   for (size_t i = 0; i < after->nobjs; i++) {
     const struct heap_obj *a = &after->objs[i];
     uint32_t b;
@@ -77,10 +119,9 @@ static struct row *grown(struct heap_ctx *c, const struct heap_snap *before,
     score = (int64_t)a->bytes - bytes0 +
             NODE_BYTES * ((int64_t)a->entries - entries0);
     if (score > 0)
-      rows[k++] = (struct row){(uint32_t)i, found ? (int64_t)b : -1, score};
+      top_offer(&t, (struct row){(uint32_t)i, found ? (int64_t)b : -1, score});
   }
-  qsort(rows, k, sizeof(*rows), by_score);
-  *n = k < (size_t)top ? k : (size_t)top;
+  rows = top_rows(&t, n);
   /* The same address under another path is another table (address reuse). */
   for (size_t i = 0; i < *n; i++) {
     char p0[PATH_MAX_LEN], p1[PATH_MAX_LEN];
@@ -164,8 +205,8 @@ static void text_largest(FILE *out, struct heap_ctx *c,
     const struct heap_obj *o = &s->objs[rows[i].idx];
     char path[PATH_MAX_LEN];
     heap_path(c, s, rows[i].idx, path, sizeof(path));
-    fprintf(out, "  %12" PRIu64 " %10u %14" PRIu64 "  %s\n", o->bytes,
-            o->entries, o->retained, path);
+    fprintf(out, "  %12u %10u %14" PRIu64 "  %s\n", o->bytes, o->entries,
+            o->retained, path);
   }
   free(rows);
 }
@@ -196,9 +237,8 @@ static void text_grown(FILE *out, struct heap_ctx *c, const struct heap_snap *b,
         rows[i].before >= 0 ? &b->objs[rows[i].before] : NULL;
     char path[PATH_MAX_LEN];
     heap_path(c, a, rows[i].idx, path, sizeof(path));
-    fprintf(out, "  %10" PRIu64 " -> %10" PRIu64 " %8u -> %8u  %s%s\n",
-            p ? p->bytes : 0, o->bytes, p ? p->entries : 0, o->entries, path,
-            p ? "" : " (new)");
+    fprintf(out, "  %10u -> %10u %8u -> %8u  %s%s\n", p ? p->bytes : 0,
+            o->bytes, p ? p->entries : 0, o->entries, path, p ? "" : " (new)");
   }
   free(rows);
 }

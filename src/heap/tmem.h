@@ -3,7 +3,7 @@
 **
 ** The GC heap is millions of small objects linked by pointers; one
 ** process_vm_readv per object header would cost a syscall each. Reads
-** here go through 64 KiB blocks copied whole, so neighbouring objects
+** here go through 16 KiB blocks copied whole, so neighbouring objects
 ** (LuaJIT allocates them side by side) cost one syscall per block.
 ** Large reads (a table's node array) bypass the cache.
 **
@@ -22,7 +22,8 @@ struct tmem;
 /* cache_bytes bounds the memory the cache holds. NULL when out of memory. */
 struct tmem *tmem_new(pid_t pid, size_t cache_bytes);
 void tmem_free(struct tmem *m);
-/* Drops every cached block (the next snapshot must read anew). */
+/* Drops every cached block (the next snapshot must read anew) and the
+ * memory that held them. */
 void tmem_flush(struct tmem *m);
 
 /* Copies len bytes at addr into buf: 0, or -1 if any byte is unreadable. */

@@ -305,6 +305,17 @@ int profile_prefix(struct profile *p, const char *const *frames, size_t nframes,
   return descend(p, node, frames, nframes);
 }
 
+int profile_extend(struct profile *p, uint32_t node, const char *const *frames,
+                   size_t nframes, uint32_t *out)
+{
+  if (node >= p->nnode) {
+    fputs("luaspy: no such profile node\n", stderr);
+    return -1;
+  }
+  *out = node;
+  return descend(p, out, frames, nframes);
+}
+
 int profile_add_at(struct profile *p, uint32_t node, const char *const *frames,
                    size_t nframes, uint64_t weight)
 {

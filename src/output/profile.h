@@ -44,6 +44,11 @@ int profile_prefix(struct profile *p, const char *const *frames, size_t nframes,
                    uint32_t *node);
 int profile_add_at(struct profile *p, uint32_t node, const char *const *frames,
                    size_t nframes, uint64_t weight);
+/* The same as profile_prefix, from node: the node of node's stack followed
+ * by frames[0..n), made with weight 0 if need be. For trees whose every
+ * node extends one made before (a heap's reference paths). */
+int profile_extend(struct profile *p, uint32_t node, const char *const *frames,
+                   size_t nframes, uint32_t *out);
 
 /* Adds the stacks of a folded file: lines "root;...;leaf COUNT", blank
  * lines skipped. A bad line is reported with its line number and stops
