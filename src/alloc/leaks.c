@@ -59,8 +59,9 @@ struct leakset {
   uint64_t dropped;      /* samples past MAX_SAMPLES */
   uint64_t now_ns;       /* when judged */
   uint64_t bytes, live, live_bytes;
-  uint64_t freed;   /* samples seen freed while the probes were on */
-  uint64_t changed; /* ... found by both walks, but not the same object */
+  uint64_t freed;    /* samples seen freed while the probes were on */
+  uint64_t changed;  /* ... found by both walks, but not the same object */
+  uint64_t unjudged; /* ... without a birth mark: not judged */
   uint64_t watched, rewritten; /* ... alive, watched, and written there */
   double watch_s;              /* how long they were watched */
   char watch_error[160];       /* why none could be, if so */
@@ -250,6 +251,7 @@ int leaks_judge(struct leakset *ls, struct ttarget *tt, uint64_t now_ns,
       rc = judge_vm(ls, tt, mem, i, pass, r);
   }
   tmem_free(mem);
+  for (size_t k = 0; k < ls->n; k++) ls->unjudged += !ls->v[k].birth.known;
   tally(ls);
   return rc;
 }
@@ -415,6 +417,11 @@ static void print_header(const struct leakset *ls, const struct leakrun *r,
           "  not alive: %llu freed while probed, %llu reached by both walks "
           "but changed (reused, or in use)\n",
           (unsigned long long)ls->freed, (unsigned long long)ls->changed);
+  if (ls->unjudged)
+    fprintf(f,
+            "  not judged: %llu made as their window closed (no birth "
+            "mark)\n",
+            (unsigned long long)ls->unjudged);
   if (ls->watched)
     fprintf(f,
             "  watched %llu alive samples for %.1f s: %llu written there "
@@ -513,6 +520,8 @@ int leaks_report_json(const struct leakset *ls, const struct leakrun *r,
   json_uint(j, ls->freed);
   json_key(j, "changed_allocations");
   json_uint(j, ls->changed);
+  json_key(j, "unjudged_allocations");
+  json_uint(j, ls->unjudged);
   json_key(j, "watch_seconds");
   json_double(j, ls->watch_s);
   json_key(j, "watched_allocations");

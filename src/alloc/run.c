@@ -49,10 +49,9 @@ struct arun {
 #define DUE (-ECANCELED)
 static int due(const struct arun *ar, uint64_t ts)
 {
-  return *ar->o->stop || (ar->win.on && mono_now() >= ar->win.next) ||
-                 (ar->closing_ns && ts >= ar->closing_ns)
-             ? DUE
-             : 0;
+  if (ar->closing_ns) /* births(): up to the window's close, no further */
+    return ts >= ar->closing_ns ? DUE : 0;
+  return *ar->o->stop || (ar->win.on && mono_now() >= ar->win.next) ? DUE : 0;
 }
 
 static int on_event(void *ctx, void *data, size_t size)
@@ -101,15 +100,19 @@ static uint64_t gc_total(const struct ttarget *tt)
 
 /* leaks: the birth marks of the window's blocks, read while the probes
  * are still on, so that a block freed and handed out again before it is
- * read cannot go unseen (its free comes as an event, later). Only the
- * events made before now are read first: the target makes more all the
- * while. */
+ * read cannot go unseen (its free comes as an event, later). The target
+ * makes more events all the while: each round reads those made before
+ * it began, a few rounds as long as there are any (reading a mark is
+ * much faster than a trapped allocation, so the rounds shrink). */
+#define BIRTH_ROUNDS 4
 static int births(struct arun *ar, struct ring_buffer *rb)
 {
-  int rc;
-  ar->closing_ns = (uint64_t)(mono_now() * 1e9);
-  ring_buffer__consume(rb);
-  rc = leaks_births(ar->ls, &ar->tt, (uint64_t)(ar->attaching * 1e9));
+  int rc = 0;
+  for (int k = 0; k < BIRTH_ROUNDS && !rc; k++) {
+    ar->closing_ns = (uint64_t)(mono_now() * 1e9);
+    if (ring_buffer__consume(rb) == 0) break;
+    rc = leaks_births(ar->ls, &ar->tt, (uint64_t)(ar->attaching * 1e9));
+  }
   ar->closing_ns = 0;
   return rc;
 }
