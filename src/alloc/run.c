@@ -102,16 +102,18 @@ static uint64_t gc_total(const struct ttarget *tt)
  * are still on, so that a block freed and handed out again before it is
  * read cannot go unseen (its free comes as an event, later). The target
  * makes more events all the while: each round reads those made before
- * it began, a few rounds as long as there are any (reading a mark is
- * much faster than a trapped allocation, so the rounds shrink). */
+ * it began, a few rounds while there are any, but for no longer than a
+ * window (the probes stay on meanwhile: the target pays). */
 #define BIRTH_ROUNDS 4
 static int births(struct arun *ar, struct ring_buffer *rb)
 {
+  double until = mono_now() + ar->win.on_s;
   int rc = 0;
   for (int k = 0; k < BIRTH_ROUNDS && !rc; k++) {
     ar->closing_ns = (uint64_t)(mono_now() * 1e9);
     if (ring_buffer__consume(rb) == 0) break;
     rc = leaks_births(ar->ls, &ar->tt, (uint64_t)(ar->attaching * 1e9));
+    if (mono_now() >= until) break;
   }
   ar->closing_ns = 0;
   return rc;
