@@ -2,13 +2,13 @@
 # Fuzzing, bounded for CI: builds the libFuzzer targets (make fuzz), replays
 # each target's corpus in tests/fuzz/corpus/TARGET/ (seeds and the inputs
 # of every crash found so far), then fuzzes each target for
-# LUASPY_FUZZ_SECONDS (default 20) from a copy of that corpus. A crash
+# LUASPY_FUZZ_SECONDS (default 10) from a copy of that corpus. A crash
 # fails the case; its input is kept in build/test-logs/fuzz-TARGET-crash-*
 # and belongs in the corpus once fixed. Longer runs: tests/fuzz/README.md.
 set -u
 . "$(dirname "$0")/lib/harness.sh"
 
-FUZZ_SECONDS=${LUASPY_FUZZ_SECONDS:-20}
+FUZZ_SECONDS=${LUASPY_FUZZ_SECONDS:-10}
 FUZZ_TARGETS="walk symbolize heap cli raw"
 FUZZ_BIN=$ROOT/build/fuzz
 

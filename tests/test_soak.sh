@@ -28,19 +28,19 @@
 #     not above that of the first 10 (plus slack): nothing grows with the
 #     number of times the target was attached.
 #
-# N is SOAK_N (default 50) on nginx and SOAK_N_ATS (default 20) on
+# N is SOAK_N (default 50) on nginx and SOAK_N_ATS (default 50) on
 # traffic_server; SOAK_CMDS limits the commands. Runs are short because
 # most of a run is start-up and detaching (BPF verification, VM discovery,
 # synchronous tracepoint and uprobe removal): with the ASan build and the
 # load on the same 2 CPUs, a run takes 0.1 s (dump) to 0.6-0.9 s (jit,
-# offcpu, syscalls) and 1-1.2 s (leaks). 50 of each on both targets would
-# take about 9 minutes; this takes about 6.
+# offcpu, syscalls) and 1-1.2 s (leaks): 50 of each on both targets take
+# about 8 minutes.
 # The log has the time, RSS and wrk's figures of each case.
 set -u
 . "$(dirname "$0")/lib/harness.sh"
 
 SOAK_N=${SOAK_N:-50}
-SOAK_N_ATS=${SOAK_N_ATS:-20}
+SOAK_N_ATS=${SOAK_N_ATS:-50}
 SOAK_CMDS=${SOAK_CMDS:-dump heap record top alloc leaks jit offcpu syscalls}
 
 # soak_args CMD PID ALL OUT: the arguments of one run of CMD against worker
