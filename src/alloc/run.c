@@ -109,9 +109,9 @@ static int births(struct arun *ar, struct ring_buffer *rb)
 {
   double until = mono_now() + ar->win.on_s;
   int rc = 0;
-  for (int k = 0; k < BIRTH_ROUNDS && !rc; k++) {
+  for (int k = 0, more = 1; k < BIRTH_ROUNDS && more && !rc; k++) {
     ar->closing_ns = (uint64_t)(mono_now() * 1e9);
-    if (ring_buffer__consume(rb) == 0) break;
+    more = ring_buffer__consume(rb) != 0;
     rc = leaks_births(ar->ls, &ar->tt, (uint64_t)(ar->attaching * 1e9));
     if (mono_now() >= until) break;
   }
