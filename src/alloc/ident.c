@@ -93,42 +93,56 @@ static int read_object(struct heap_ctx *c, uint64_t addr, uint64_t bytes,
                                                                           : 0;
 }
 
-void ident_birth(struct heap_ctx *c, uint64_t addr, uint64_t bytes,
-                 struct birth *b)
+static void mark_clear(struct birth *b)
 {
-  const struct lj_layout *lay = c->lay;
-  struct heap_hdr h;
-  uint16_t ctypeid;
   memset(b, 0, sizeof(*b));
   for (int k = 0; k < BIRTH_KEYS; k++) b->id[k] = TV_NIL;
   b->known = 1;
-  if (read_object(c, addr, bytes, &h)) {
-    /* No object: a table part, and if a hash part, its first keys. */
-    first_keys(c, addr, bytes / lay->node_size, b->id);
-    return;
-  }
-  b->gct = h.gct;
-  switch (h.gct) {
+}
+
+/* The birth mark of the object at addr whose header is h. */
+static void object_mark(struct heap_ctx *c, uint64_t addr,
+                        const struct heap_hdr *h, struct birth *b)
+{
+  const struct lj_layout *lay = c->lay;
+  uint16_t ctypeid;
+  mark_clear(b);
+  b->gct = h->gct;
+  switch (h->gct) {
   case LJ_GCT_STR:
-    b->id[0] = heap_field32(&h, lay->str_len);
+    b->id[0] = heap_field32(h, lay->str_len);
     b->id[1] = str_mark(c, addr, (uint32_t)b->id[0]);
     break;
   case LJ_GCT_TAB:
-    first_keys(c, heap_field64(&h, lay->tab_node), tab_nodes(lay, &h), b->id);
+    first_keys(c, heap_field64(h, lay->tab_node), tab_nodes(lay, h), b->id);
     break;
   case LJ_GCT_FUNC:
-    b->id[0] = heap_field64(&h, lay->fn_pc);
-    b->id[1] = h.raw[lay->fn_ffid] | (uint64_t)h.raw[lay->fn_nupvalues] << 8;
+    b->id[0] = heap_field64(h, lay->fn_pc);
+    b->id[1] = h->raw[lay->fn_ffid] | (uint64_t)h->raw[lay->fn_nupvalues] << 8;
     break;
   case LJ_GCT_CDATA:
-    memcpy(&ctypeid, h.raw + lay->cd_ctypeid, 2);
+    memcpy(&ctypeid, h->raw + lay->cd_ctypeid, 2);
     b->id[0] = ctypeid;
     break;
-  case LJ_GCT_UDATA: b->id[0] = heap_field32(&h, lay->ud_len); break;
+  case LJ_GCT_UDATA: b->id[0] = heap_field32(h, lay->ud_len); break;
   }
 }
 
-/* 1 if the object in h can be the one whose birth mark is b. */
+void ident_birth(struct heap_ctx *c, uint64_t addr, uint64_t bytes,
+                 struct birth *b)
+{
+  struct heap_hdr h;
+  if (!read_object(c, addr, bytes, &h)) {
+    object_mark(c, addr, &h, b);
+    return;
+  }
+  /* No object: a table part, and if a hash part, its first keys. */
+  mark_clear(b);
+  first_keys(c, addr, bytes / c->lay->node_size, b->id);
+}
+
+/* 1 if the object in h can be the one whose birth mark is b: the same
+ * mark, but a table may have gained keys since. */
 static int same_object(struct heap_ctx *c, uint64_t addr,
                        const struct heap_hdr *h, const struct birth *b)
 {
@@ -137,7 +151,7 @@ static int same_object(struct heap_ctx *c, uint64_t addr,
   if (h->gct == LJ_GCT_TAB)
     return has_keys(c, heap_field64(h, c->lay->tab_node), tab_nodes(c->lay, h),
                     b->id);
-  ident_birth(c, addr, object_bytes(c->lay, h), &now);
+  object_mark(c, addr, h, &now);
   return !memcmp(now.id, b->id, sizeof(now.id));
 }
 

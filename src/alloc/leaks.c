@@ -140,9 +140,10 @@ int leaks_add(struct leakset *ls, int vm, uint64_t block, uint64_t bytes,
 /* Walk `pass` 0 finds the samples of VM i that the walk reaches and notes
  * what their blocks hold; walk 1 keeps those it reaches again holding the
  * same. */
-static int judge_vm(struct leakset *ls, struct ttarget *tt, struct tmem *mem,
-                    size_t i, int pass, struct leakrun *r)
+static int judge_vm(struct leakset *ls, struct ttarget *tt, size_t i, int pass,
+                    struct leakrun *r)
 {
+  struct tmem *mem = ls->mem;
   const struct heap_limits lim = {.max_objects = 50000000,
                                   .max_entries = 10000000};
   struct heap_ctx c;
@@ -187,16 +188,23 @@ out:
   return rc;
 }
 
+/* The reader of the target's memory, made at first use. */
+static int have_mem(struct leakset *ls, pid_t pid)
+{
+  if (!ls->mem && !(ls->mem = tmem_new(pid, CACHE_BYTES))) {
+    die_msg("leaks: out of memory");
+    return -1;
+  }
+  return 0;
+}
+
 int leaks_births(struct leakset *ls, const struct ttarget *tt,
                  uint64_t since_ns)
 {
   const struct heap_limits lim = {0};
   struct heap_ctx c;
   int32_t vm = -1;
-  if (!ls->mem && !(ls->mem = tmem_new(tt->pid, CACHE_BYTES))) {
-    die_msg("leaks: out of memory");
-    return -1;
-  }
+  if (have_mem(ls, tt->pid)) return -1;
   tmem_flush(ls->mem);
   for (; ls->born < ls->n; ls->born++) {
     struct sample *smp = &ls->v[ls->born];
@@ -209,12 +217,6 @@ int leaks_births(struct leakset *ls, const struct ttarget *tt,
   return 0;
 }
 
-/* A block freed after it was sampled and reused for a live object of the
- * same size would pass one walk: most such reuses are by requests in
- * flight, whose objects are gone a moment later, or replaced by the next
- * request's. Two walks, recheck_s apart, must both find a sample holding
- * the same object for it to be alive: what a program still uses changes,
- * what it leaked does not. */
 /* The sites' alive counts from their samples. */
 static void tally(struct leakset *ls)
 {
@@ -235,22 +237,24 @@ static void tally(struct leakset *ls)
   }
 }
 
+/* A block freed after it was sampled and reused for a live object of the
+ * same size would pass one walk: most such reuses are by requests in
+ * flight, whose objects are gone a moment later, or replaced by the next
+ * request's. Two walks, recheck_s apart, must both find a sample holding
+ * the same object for it to be alive: what a program still uses changes,
+ * what it leaked does not. */
 int leaks_judge(struct leakset *ls, struct ttarget *tt, uint64_t now_ns,
                 double recheck_s, struct leakrun *r)
 {
-  struct tmem *mem = tmem_new(tt->pid, CACHE_BYTES);
   int rc = 0;
-  if (!mem) {
-    die_msg("leaks: out of memory");
-    return -1;
-  }
+  if (have_mem(ls, tt->pid)) return -1;
   ls->now_ns = now_ns;
   for (int pass = 0; pass < 2 && !rc; pass++) {
     if (pass) sleep_s(recheck_s);
     for (size_t i = 0; i < tt->t.nvms && !rc; i++)
-      rc = judge_vm(ls, tt, mem, i, pass, r);
+      rc = judge_vm(ls, tt, i, pass, r);
   }
-  tmem_free(mem);
+  tmem_flush(ls->mem); /* its copies of the heap are not needed again */
   for (size_t k = 0; k < ls->n; k++) ls->unjudged += !ls->v[k].birth.known;
   tally(ls);
   return rc;
