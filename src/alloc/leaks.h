@@ -21,7 +21,7 @@ struct leakrun {
   pid_t pid;
   double seconds, probed_s; /* the run, and the probes attached */
   unsigned windows;
-  uint64_t calls, lost, nocall;
+  uint64_t lost;
   uint64_t gc_before, gc_after; /* g->gc.total of all VMs */
   uint64_t skipped;             /* heap objects that failed validation */
   const char *incomplete;       /* why a heap walk stopped early */

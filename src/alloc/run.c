@@ -225,9 +225,7 @@ static int finish_leaks(struct arun *ar, double seconds, uint64_t gc_before)
   uint64_t c[LS_NACOUNTERS];
   struct timespec now;
   allocprobe_counts(&ar->ap, c);
-  r.calls = c[LS_AC_CALLS];
   r.lost = c[LS_AC_LOST];
-  r.nocall = c[LS_AC_NOCALL];
   if (!proc_alive(o->pid)) {
     die_msg("leaks: process %d exited before its heap could be read",
             (int)o->pid);
